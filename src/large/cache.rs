@@ -1,0 +1,89 @@
+//! A small cache of freed large mappings, already decommitted (so nothing
+//! stale stays readable, C4), reused to save the mmap/munmap pair. Bounded in
+//! entries and in address space; the oldest entry is unmapped to make room.
+
+use crate::lock::SpinLock;
+use crate::pages::{self, Mapping};
+
+const ENTRIES: usize = 16;
+const MAX_ENTRY: usize = 64 << 20;
+const MAX_TOTAL: usize = 256 << 20;
+
+struct Cache {
+    entries: [Option<Mapping>; ENTRIES],
+    /// Insertion order, for evicting the oldest.
+    ages: [u64; ENTRIES],
+    clock: u64,
+    total: usize,
+}
+
+// SAFETY: only used under its lock.
+unsafe impl Send for Cache {}
+
+static CACHE: SpinLock<Cache> =
+    SpinLock::new(Cache { entries: [None; ENTRIES], ages: [0; ENTRIES], clock: 0, total: 0 });
+
+/// A cached mapping of at least `len` bytes (and at most twice that) whose
+/// `base + offset` is a multiple of `align`.
+pub fn take(len: usize, align: usize, offset: usize) -> Option<Mapping> {
+    let mut cache = CACHE.lock();
+    let mut best: Option<usize> = None;
+    for (index, entry) in cache.entries.iter().enumerate() {
+        let Some(mapping) = entry else { continue };
+        let fits = mapping.len >= len
+            && mapping.len / 2 <= len
+            && (mapping.base as usize + offset) % align == 0;
+        if fits && best.is_none_or(|b| cache.entries[b].is_some_and(|m| m.len > mapping.len)) {
+            best = Some(index);
+        }
+    }
+    let index = best?;
+    let mapping = cache.entries[index].take()?;
+    cache.total -= mapping.len;
+    Some(mapping)
+}
+
+/// Keeps a decommitted mapping for reuse; returns it when it does not fit.
+pub fn put(mapping: Mapping) -> Option<Mapping> {
+    if mapping.len > MAX_ENTRY {
+        return Some(mapping);
+    }
+    let mut evicted = None;
+    let mut cache = CACHE.lock();
+    let slot = match cache.entries.iter().position(Option::is_none) {
+        Some(free) => free,
+        None => {
+            let oldest = (0..ENTRIES).min_by_key(|&i| cache.ages[i]).unwrap_or(0);
+            evicted = cache.entries[oldest].take();
+            cache.total -= evicted.map_or(0, |m| m.len);
+            oldest
+        }
+    };
+    if cache.total + mapping.len > MAX_TOTAL {
+        drop(cache);
+        release(evicted);
+        return Some(mapping);
+    }
+    cache.clock += 1;
+    cache.ages[slot] = cache.clock;
+    cache.entries[slot] = Some(mapping);
+    cache.total += mapping.len;
+    drop(cache);
+    release(evicted);
+    None
+}
+
+fn release(mapping: Option<Mapping>) {
+    if let Some(mapping) = mapping {
+        // SAFETY: cached mappings hold no live block.
+        unsafe { pages::unmap(mapping.base, mapping.len) };
+    }
+}
+
+pub fn lock_for_fork() {
+    CACHE.acquire_for_fork();
+}
+
+pub fn unlock_after_fork() {
+    CACHE.release_after_fork();
+}

@@ -1,0 +1,191 @@
+//! Large blocks: each its own mapping from `pages`, one header page in front.
+//!
+//! Layout: `[header page][usable bytes, whole pages]`; the user pointer is the
+//! first byte after the header page and is aligned as requested (pages::map
+//! aligns `base + PAGE_SIZE`). The registry records every live user pointer, so
+//! a free is checked before the header is read. Freed mappings are decommitted
+//! and cached (`cache`); realloc moves pages with mremap, never bytes.
+
+mod cache;
+mod registry;
+
+use crate::fill;
+use crate::init::Runtime;
+use crate::pages::{self, Contents, Mapping, PAGE_SIZE};
+use crate::report;
+use crate::size_class::LARGE_CLASS;
+use crate::stats::{self, GLOBAL};
+
+const HEADER_MAGIC: u64 = 0x7061_7474_6572_6e21;
+
+#[repr(C)]
+struct Header {
+    /// `HEADER_MAGIC ^ user pointer`: a stale or foreign header does not match.
+    magic: u64,
+    mapping: Mapping,
+    align: usize,
+    pattern: u8,
+}
+
+fn header_of(user: *mut u8) -> *mut Header {
+    user.wrapping_sub(PAGE_SIZE) as *mut Header
+}
+
+/// Mapping length for a block of `size` bytes, or None when impossible.
+fn mapping_len(size: usize) -> Option<usize> {
+    let usable = pages::round_up_to_page(size.max(1))?;
+    let len = usable.checked_add(PAGE_SIZE)?;
+    (len <= isize::MAX as usize).then_some(len)
+}
+
+/// Allocates a large block; null when impossible or out of memory.
+pub fn alloc(runtime: &Runtime, size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    let align = align.max(PAGE_SIZE);
+    let Some(len) = mapping_len(size) else { return core::ptr::null_mut() };
+    let pattern = runtime.patterns[LARGE_CLASS];
+    let want = if zeroed { Contents::Zero } else { Contents::Pattern(pattern) };
+    let mapping = match take_cached(len, align) {
+        Some(mapping) => mapping,
+        None => match pages::map(len, align, PAGE_SIZE, want) {
+            Some(mapping) => mapping,
+            None => return core::ptr::null_mut(),
+        },
+    };
+    let user = mapping.base.wrapping_add(PAGE_SIZE);
+    let usable = mapping.len - PAGE_SIZE;
+    if mapping.backing != want {
+        let byte = if zeroed { 0 } else { pattern };
+        // SAFETY: the usable range is ours.
+        unsafe { fill::fill(user, usable, byte) };
+        stats::add(if zeroed { &GLOBAL.bytes_zeroed } else { &GLOBAL.bytes_patterned }, usable as u64);
+    }
+    // SAFETY: the header page is ours.
+    unsafe { header_of(user).write(Header { magic: HEADER_MAGIC ^ user as u64, mapping, align, pattern }) };
+    if !registry::insert(user as usize) {
+        // SAFETY: nobody has seen the mapping.
+        unsafe { pages::unmap(mapping.base, mapping.len) };
+        return core::ptr::null_mut();
+    }
+    stats::add(&GLOBAL.large_allocs, 1);
+    stats::add(&GLOBAL.large_bytes_allocated, usable as u64);
+    user
+}
+
+/// A cached mapping trimmed to `len`; its pages read as its backing.
+fn take_cached(len: usize, align: usize) -> Option<Mapping> {
+    let mapping = cache::take(len, align, PAGE_SIZE)?;
+    stats::add(&GLOBAL.large_cache_hits, 1);
+    if mapping.len == len {
+        return Some(mapping);
+    }
+    // SAFETY: the cached mapping is ours; shrinking keeps its base.
+    match unsafe { pages::resize(mapping, len, align, PAGE_SIZE) } {
+        Some(trimmed) => Some(trimmed),
+        None => {
+            // SAFETY: as above.
+            unsafe { pages::unmap(mapping.base, mapping.len) };
+            None
+        }
+    }
+}
+
+/// The header of a live block, or a fatal report naming the misuse.
+fn checked_header(user: *mut u8, what: &str) -> &'static mut Header {
+    if !registry::contains(user as usize) {
+        report::fatal(format_args!(
+            "invalid {what} of {user:p}: not a live block of this allocator (double free or foreign pointer)"
+        ));
+    }
+    // SAFETY: registered blocks have a header page in front.
+    let header = unsafe { &mut *header_of(user) };
+    if header.magic != HEADER_MAGIC ^ user as u64 {
+        report::fatal(format_args!("corrupted header of large block {user:p}"));
+    }
+    header
+}
+
+/// # Safety
+/// `user` is not in a slab segment.
+pub unsafe fn free(user: *mut u8) {
+    if !registry::remove(user as usize) {
+        report::fatal(format_args!(
+            "invalid free of {user:p}: not a live block of this allocator (double free or foreign pointer)"
+        ));
+    }
+    // SAFETY: it was registered, so its header is ours.
+    let header = unsafe { &mut *header_of(user) };
+    if header.magic != HEADER_MAGIC ^ user as u64 {
+        report::fatal(format_args!("corrupted header of large block {user:p}"));
+    }
+    let mapping = header.mapping;
+    stats::add(&GLOBAL.large_frees, 1);
+    stats::add(&GLOBAL.large_bytes_freed, (mapping.len - PAGE_SIZE) as u64);
+    // SAFETY: the block is dead; decommitting drops its contents.
+    let decommitted = unsafe { pages::decommit(mapping.base, mapping.len, mapping.backing) };
+    let rejected = if decommitted { cache::put(mapping) } else { Some(mapping) };
+    if let Some(mapping) = rejected {
+        // SAFETY: as above.
+        unsafe { pages::unmap(mapping.base, mapping.len) };
+    }
+}
+
+pub fn usable_size(user: *mut u8) -> usize {
+    checked_header(user, "usable-size query").mapping.len - PAGE_SIZE
+}
+
+/// Resizes a large block to `new_size` bytes in place or by moving its pages.
+/// Bytes from `new_size` up to the old size become the pattern again when
+/// shrinking; growth reads as the pattern. Null (block untouched) on failure.
+///
+/// # Safety
+/// `user` is a live large block of at least `old_size` bytes.
+pub unsafe fn realloc(user: *mut u8, old_size: usize, new_size: usize) -> *mut u8 {
+    let header = checked_header(user, "realloc");
+    let Some(new_len) = mapping_len(new_size) else { return core::ptr::null_mut() };
+    let Header { mapping, align, pattern, .. } = *header;
+    let old_usable = mapping.len - PAGE_SIZE;
+    if new_size < old_size {
+        let stale_end = old_size.min(new_len - PAGE_SIZE);
+        if new_size < stale_end {
+            // SAFETY: inside the block.
+            unsafe { fill::fill(user.add(new_size), stale_end - new_size, pattern) };
+            stats::add(&GLOBAL.bytes_patterned, (stale_end - new_size) as u64);
+        }
+    }
+    if new_len == mapping.len {
+        return user;
+    }
+    // SAFETY: the mapping is this block's.
+    let Some(resized) = (unsafe { pages::resize(mapping, new_len, align, PAGE_SIZE) }) else {
+        return core::ptr::null_mut();
+    };
+    let new_user = resized.base.wrapping_add(PAGE_SIZE);
+    let new_usable = new_len - PAGE_SIZE;
+    if new_usable > old_usable && resized.backing != Contents::Pattern(pattern) {
+        // SAFETY: the grown tail is ours.
+        unsafe { fill::fill(new_user.add(old_usable), new_usable - old_usable, pattern) };
+        stats::add(&GLOBAL.bytes_patterned, (new_usable - old_usable) as u64);
+    }
+    // SAFETY: the header page moved with the mapping.
+    unsafe {
+        header_of(new_user).write(Header { magic: HEADER_MAGIC ^ new_user as u64, mapping: resized, align, pattern })
+    };
+    if new_user != user {
+        if !registry::insert(new_user as usize) {
+            report::fatal(format_args!("out of memory recording large block {new_user:p}"));
+        }
+        registry::remove(user as usize);
+    }
+    let (grew, shrank) = (new_usable.saturating_sub(old_usable), old_usable.saturating_sub(new_usable));
+    stats::add(&GLOBAL.large_bytes_allocated, grew as u64);
+    stats::add(&GLOBAL.large_bytes_freed, shrank as u64);
+    new_user
+}
+
+pub fn lock_for_fork() {
+    cache::lock_for_fork();
+}
+
+pub fn unlock_after_fork() {
+    cache::unlock_after_fork();
+}
