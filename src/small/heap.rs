@@ -85,10 +85,10 @@ impl Heap {
         // SAFETY: the block is ours now and `size` bytes long.
         unsafe {
             if zeroed {
-                fill::fill(block, size, 0);
+                fill::fill_block(block, size, 0);
                 self.counters.count_zeroed(size);
             } else if recycled || page.needs_fill.get() {
-                fill::fill(block, size, page.pattern.get());
+                fill::fill_block(block, size, page.pattern.get());
                 self.counters.count_patterned(size);
             }
         }
