@@ -111,8 +111,13 @@ impl PatternAlloc {
 
     /// The pattern byte a fresh block of this layout reads as.
     pub fn pattern_of(&self, layout: Layout) -> u8 {
-        let runtime = init::runtime(&self.config);
-        runtime.config().pattern(dispatch::class_of_layout(runtime, layout.size(), layout.align()))
+        init::runtime(&self.config).config().pattern(self.class_of_layout(layout))
+    }
+
+    /// The size class a block of this layout comes from (`LARGE_CLASS` for
+    /// large blocks): `class_size` of it is the usable size of a fresh block.
+    pub fn class_of_layout(&self, layout: Layout) -> usize {
+        dispatch::class_of_layout(init::runtime(&self.config), layout.size(), layout.align())
     }
 
     /// A snapshot of the counters.

@@ -63,7 +63,7 @@ pub const fn class_for(size: usize, align: usize) -> Option<usize> {
         None => return None,
     };
     while class < SMALL_CLASS_COUNT {
-        if class_size(class) % align == 0 {
+        if class_size(class).is_multiple_of(align) {
             return Some(class);
         }
         class += 1;

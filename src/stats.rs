@@ -49,7 +49,8 @@ pub struct Stats {
     pub pages_decommitted: u64,
     /// Large allocations served from the cache of freed large blocks.
     pub large_cache_hits: u64,
-    /// Threads that have had a heap, and heaps now owned by a live thread.
+    /// Heaps ever created (an exited thread's heap is reused by the next new
+    /// thread), and heaps now owned by a live thread.
     pub heaps_created: u64,
     pub heaps_in_use: u64,
 }
@@ -125,7 +126,7 @@ fn bump(counter: &AtomicU64, by: u64) {
 
 /// Process-wide counters of the slower paths.
 pub struct GlobalCounters {
-    pub small_allocs_unowned: [AtomicU64; CLASS_COUNT],
+    /// Frees by threads without a heap of their own (set-up, after exit).
     pub small_frees_unowned: [AtomicU64; CLASS_COUNT],
     pub large_allocs: AtomicU64,
     pub large_frees: AtomicU64,
@@ -143,7 +144,6 @@ pub struct GlobalCounters {
 }
 
 pub static GLOBAL: GlobalCounters = GlobalCounters {
-    small_allocs_unowned: [const { AtomicU64::new(0) }; CLASS_COUNT],
     small_frees_unowned: [const { AtomicU64::new(0) }; CLASS_COUNT],
     large_allocs: AtomicU64::new(0),
     large_frees: AtomicU64::new(0),
@@ -171,8 +171,11 @@ pub fn sub(counter: &AtomicU64, by: u64) {
     counter.fetch_sub(by, Relaxed);
 }
 
+/// Called with each heap's counters.
+pub type HeapVisitor<'a> = &'a mut dyn FnMut(&HeapCounters);
+
 /// Sums the global counters; `each_heap` must call its argument with every heap's counters.
-pub fn snapshot(backend: &'static str, each_heap: &mut dyn FnMut(&mut dyn FnMut(&HeapCounters))) -> Stats {
+pub fn snapshot(backend: &'static str, each_heap: &mut dyn FnMut(HeapVisitor<'_>)) -> Stats {
     let g = &GLOBAL;
     let mut stats = Stats {
         backend,
@@ -188,7 +191,6 @@ pub fn snapshot(backend: &'static str, each_heap: &mut dyn FnMut(&mut dyn FnMut(
         heaps_in_use: g.heaps_in_use.load(Relaxed),
     };
     for class in 0..LARGE_CLASS {
-        stats.classes[class].allocs = g.small_allocs_unowned[class].load(Relaxed);
         stats.classes[class].frees = g.small_frees_unowned[class].load(Relaxed);
     }
     each_heap(&mut |heap| heap.add_to(&mut stats));

@@ -155,8 +155,13 @@ pub unsafe fn realloc(user: *mut u8, old_size: usize, new_size: usize) -> *mut u
     if new_len == mapping.len {
         return user;
     }
+    // Unrecord first: once mremap moves the pages, another thread may map the
+    // old range and record a block there, whose bit a later removal would clear.
+    registry::remove(user as usize);
     // SAFETY: the mapping is this block's.
     let Some(resized) = (unsafe { pages::resize(mapping, new_len, align, PAGE_SIZE) }) else {
+        // Its leaf exists, so recording the unmoved block again cannot fail.
+        registry::insert(user as usize);
         return core::ptr::null_mut();
     };
     let new_user = resized.base.wrapping_add(PAGE_SIZE);
@@ -170,11 +175,8 @@ pub unsafe fn realloc(user: *mut u8, old_size: usize, new_size: usize) -> *mut u
     unsafe {
         header_of(new_user).write(Header { magic: HEADER_MAGIC ^ new_user as u64, mapping: resized, align, pattern })
     };
-    if new_user != user {
-        if !registry::insert(new_user as usize) {
-            report::fatal(format_args!("out of memory recording large block {new_user:p}"));
-        }
-        registry::remove(user as usize);
+    if !registry::insert(new_user as usize) {
+        report::fatal(format_args!("out of memory recording large block {new_user:p}"));
     }
     let (grew, shrank) = (new_usable.saturating_sub(old_usable), old_usable.saturating_sub(new_usable));
     stats::add(&GLOBAL.large_bytes_allocated, grew as u64);

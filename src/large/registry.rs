@@ -20,7 +20,7 @@ static TOP: [AtomicPtr<AtomicU64>; TOP_ENTRIES] = [const { AtomicPtr::new(null_m
 
 /// (leaf index, word index, bit mask) of an address, if it fits the table.
 fn position(address: usize) -> Option<(usize, usize, u64)> {
-    if address >> ADDRESS_BITS != 0 || address % PAGE_SIZE != 0 {
+    if address >> ADDRESS_BITS != 0 || !address.is_multiple_of(PAGE_SIZE) {
         return None;
     }
     let page = address >> PAGE_SHIFT;

@@ -7,7 +7,7 @@ use crate::sys;
 /// Maps `len` bytes with `base + offset` aligned to `align`, by mapping
 /// `len + align` and trimming the ends.
 pub fn map(len: usize, align: usize, offset: usize) -> Option<Mapping> {
-    debug_assert!(align.is_power_of_two() && align >= PAGE_SIZE && len % PAGE_SIZE == 0);
+    debug_assert!(align.is_power_of_two() && align >= PAGE_SIZE && len.is_multiple_of(PAGE_SIZE));
     let slack = if align > PAGE_SIZE { align } else { 0 };
     let raw = sys::map_anonymous(len.checked_add(slack)?)?;
     let base = aligned_base(raw as usize, align, offset);

@@ -33,10 +33,7 @@ pub fn init() -> bool {
 pub fn alloc(runtime: &Runtime, class: usize, zeroed: bool) -> *mut u8 {
     match tls::heap() {
         Some(heap) => heap.alloc(runtime, class, zeroed),
-        None => {
-            stats::add(&GLOBAL.small_allocs_unowned[class], 1);
-            heap::alloc_fallback(runtime, class, zeroed)
-        }
+        None => heap::alloc_fallback(runtime, class, zeroed),
     }
 }
 

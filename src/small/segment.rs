@@ -152,7 +152,7 @@ pub fn release_page(page: &Page) {
     pool.releases += 1;
     pool.dirty += 1;
     page.freed_at.set(pool.releases);
-    if pool.releases % SWEEP_EVERY == 0 || pool.dirty > DIRTY_LIMIT {
+    if pool.releases.is_multiple_of(SWEEP_EVERY) || pool.dirty > DIRTY_LIMIT {
         sweep(&mut pool);
     }
 }
