@@ -128,18 +128,12 @@ fn apply_one(config: &mut Config, key: &[u8], value: &[u8]) -> Result<(), &'stat
     match key {
         b"fill" => config.fill = parse_byte(value).ok_or("a byte, e.g. 0xaa")?,
         b"free_fill" => {
-            config.free_fill = if is_off(value) {
-                None
-            } else {
-                Some(parse_byte(value).ok_or("a byte, e.g. 0x55, or off")?)
-            }
+            config.free_fill =
+                if is_off(value) { None } else { Some(parse_byte(value).ok_or("a byte, e.g. 0x55, or off")?) }
         }
         b"class_patterns" => {
-            config.class_patterns = if parse_bool(value).ok_or("0 or 1")? {
-                ClassPatterns::Distinct
-            } else {
-                ClassPatterns::Uniform
-            }
+            config.class_patterns =
+                if parse_bool(value).ok_or("0 or 1")? { ClassPatterns::Distinct } else { ClassPatterns::Uniform }
         }
         b"backend" => {
             config.backend = match value {
@@ -238,9 +232,8 @@ mod tests {
 
     #[test]
     fn every_key_takes_effect() {
-        let (config, problems) = parse(
-            "fill=0x11:free_fill=0x55:class_patterns=1:backend=eager:large_threshold=4K:stats=1:verbose=yes",
-        );
+        let (config, problems) =
+            parse("fill=0x11:free_fill=0x55:class_patterns=1:backend=eager:large_threshold=4K:stats=1:verbose=yes");
         assert_eq!(problems, 0);
         assert_eq!(config.fill, 0x11);
         assert_eq!(config.free_fill, Some(0x55));

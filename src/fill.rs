@@ -47,12 +47,12 @@ mod tests {
     fn fill_block_covers_every_size() {
         #[repr(align(16))]
         struct Buffer([u8; 1024]);
-        let mut buffer = Buffer([0; 1024]);
         for len in (16..=1008).step_by(16) {
+            let mut buffer = Buffer([0x11; 1024]);
             unsafe {
-                fill_block(buffer.0.as_mut_ptr(), len, len as u8);
-                assert_eq!(first_mismatch(buffer.0.as_ptr(), len, len as u8), None);
-                assert_ne!(buffer.0[len], len as u8);
+                fill_block(buffer.0.as_mut_ptr(), len, 0xAA);
+                assert_eq!(first_mismatch(buffer.0.as_ptr(), len, 0xAA), None);
+                assert_eq!(buffer.0[len], 0x11, "wrote past {len} bytes");
             }
         }
     }

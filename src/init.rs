@@ -70,8 +70,7 @@ fn initialize(config: &Config) -> &'static Runtime {
             after_ready();
         }
         Err(_) => {
-            if INITIALIZING_THREAD.load(Ordering::Relaxed) == sys::thread_id()
-                && STATE.load(Ordering::Acquire) != READY
+            if INITIALIZING_THREAD.load(Ordering::Relaxed) == sys::thread_id() && STATE.load(Ordering::Acquire) != READY
             {
                 report::fatal(format_args!("internal error: allocation while initializing"));
             }

@@ -121,7 +121,11 @@ pub fn print_stats(stats: &Stats) {
         stats.heaps_created
     );
     buffer.flush();
-    let _ = writeln!(buffer, "pattern-alloc:   {:>6} {:>12} {:>12} {:>10} {:>14}", "class", "size", "allocs", "live", "live_bytes");
+    let _ = writeln!(
+        buffer,
+        "pattern-alloc:   {:>6} {:>12} {:>12} {:>10} {:>14}",
+        "class", "size", "allocs", "live", "live_bytes"
+    );
     buffer.flush();
     for (class, row) in stats.classes.iter().enumerate().take(CLASS_COUNT) {
         if row.allocs == 0 {

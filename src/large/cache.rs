@@ -30,9 +30,8 @@ pub fn take(len: usize, align: usize, offset: usize) -> Option<Mapping> {
     let mut best: Option<usize> = None;
     for (index, entry) in cache.entries.iter().enumerate() {
         let Some(mapping) = entry else { continue };
-        let fits = mapping.len >= len
-            && mapping.len / 2 <= len
-            && (mapping.base as usize + offset).is_multiple_of(align);
+        let fits =
+            mapping.len >= len && mapping.len / 2 <= len && (mapping.base as usize + offset).is_multiple_of(align);
         if fits && best.is_none_or(|b| cache.entries[b].is_some_and(|m| m.len > mapping.len)) {
             best = Some(index);
         }

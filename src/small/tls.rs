@@ -64,8 +64,7 @@ fn set_up() -> Option<&'static Heap> {
         return None;
     };
     let key = KEY.load(Ordering::Acquire);
-    let armed = key != usize::MAX
-        && sys::key_set(key as libc::pthread_key_t, heap as *const Heap as *mut libc::c_void);
+    let armed = key != usize::MAX && sys::key_set(key as libc::pthread_key_t, heap as *const Heap as *mut libc::c_void);
     if !armed {
         // Without the exit hook the heap would leak at thread exit.
         heap::retire_heap(heap);

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README gives it: `bash ci/test.sh`.
+# Formatting, lints, tests in debug and release, the main example (which exits
+# non-zero if pattern-alloc shows an unwritten byte that is not the pattern),
+# and a build of the benchmarks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+section() {
+    printf '\n==== %s ====\n' "$*"
+}
+
+section "rustfmt: cargo fmt --all --check"
+cargo fmt --all --check
+
+section "clippy: cargo clippy --all-targets --workspace -- -D warnings"
+cargo clippy --all-targets --workspace -- -D warnings
+
+section "tests (debug): cargo test --workspace"
+cargo test --workspace
+
+section "tests (release): cargo test --workspace --release"
+cargo test --workspace --release
+
+# The integration suite once more under configurations that route every path
+# differently: all blocks large, and per-class patterns with a free pattern.
+for options in "large_threshold=0" "class_patterns=1:free_fill=0x55:fill=0x00"; do
+    section "tests (release) with PATTERN_ALLOC=$options"
+    PATTERN_ALLOC="$options" cargo test -p allocator-tests --release
+done
+
+section "main job: cargo run --release --example uninit_capacity"
+cargo run --release --example uninit_capacity
+
+section "main job with options: PATTERN_ALLOC=fill=0x5c:free_fill=0x55:class_patterns=1:backend=eager"
+PATTERN_ALLOC=fill=0x5c:free_fill=0x55:class_patterns=1:backend=eager cargo run --release --example uninit_capacity
+
+section "benchmarks build: cargo bench -p pattern-alloc-benches --no-run"
+cargo bench -p pattern-alloc-benches --no-run
+
+section "all checks passed"
