@@ -49,7 +49,7 @@ pub unsafe fn deallocate(runtime: &Runtime, ptr: *mut u8) {
         // SAFETY: ptr lies in that segment.
         Some(segment) => unsafe { small::free(runtime, segment, ptr) },
         // SAFETY: not in a segment, so only a large block can be valid.
-        None => unsafe { large::free(ptr) },
+        None => unsafe { large::free(runtime, ptr) },
     }
 }
 

@@ -1,5 +1,7 @@
-//! C4 for large blocks: once freed, a large block is unmapped or decommitted,
-//! so nothing the program wrote there stays readable. The former address is
+//! C4 for large blocks: once freed, a large block is unmapped, decommitted or
+//! overwritten with a pattern (small ones stay cached, filled with the free
+//! pattern or the alloc pattern), so nothing the program wrote there stays
+//! readable. The former address is
 //! read with process_vm_readv on our own pid, which fails with EFAULT where
 //! nothing is mapped (fine) and otherwise copies what is there.
 //!
@@ -37,13 +39,14 @@ fn read_own_memory(addr: usize, buf: &mut [u8]) -> usize {
 }
 
 /// Asserts that none of `buf` is data this test wrote, and (with `strict`)
-/// that every byte is either 0 (decommitted) or the large pattern (reset).
+/// that every byte is 0 (decommitted), the large pattern or the free pattern.
 fn assert_nothing_stale(buf: &[u8], pattern: u8, strict: bool, what: &str) {
     let stale = buf.chunks_exact(8).filter(|w| u64::from_ne_bytes((*w).try_into().unwrap()) >> 32 == MAGIC >> 32);
     let stale = stale.count();
     assert_eq!(stale, 0, "{what}: {stale} words written before the free are still readable");
-    if let Some(i) = buf.iter().position(|&b| strict && b != 0 && b != pattern) {
-        panic!("{what}: byte {i} reads {:#04x}, neither 0 nor the pattern {pattern:#04x}", buf[i]);
+    let free_pattern = A.effective_config().free_fill;
+    if let Some(i) = buf.iter().position(|&b| strict && b != 0 && b != pattern && Some(b) != free_pattern) {
+        panic!("{what}: byte {i} reads {:#04x}, not 0 nor the pattern {pattern:#04x} nor the free pattern", buf[i]);
     }
 }
 

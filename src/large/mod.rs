@@ -3,8 +3,10 @@
 //! Layout: `[header page][usable bytes, whole pages]`; the user pointer is the
 //! first byte after the header page and is aligned as requested (pages::map
 //! aligns `base + PAGE_SIZE`). The registry records every live user pointer, so
-//! a free is checked before the header is read. Freed mappings are decommitted
-//! and cached (`cache`); realloc moves pages with mremap, never bytes.
+//! a free is checked before the header is read. Freed mappings are cached
+//! (`cache`): up to `RESIDENT_MAX` they stay resident, filled with the free
+//! pattern (or the alloc pattern, which then needs no fill on reuse), larger
+//! ones are decommitted. Realloc moves pages with mremap, never bytes.
 
 mod cache;
 mod registry;
@@ -17,6 +19,12 @@ use crate::size_class::LARGE_CLASS;
 use crate::stats::{self, GLOBAL};
 
 const HEADER_MAGIC: u64 = 0x7061_7474_6572_6e21;
+
+/// Freed blocks up to this size stay resident in the cache: one memset at free
+/// costs far less than decommitting and faulting every page in again on reuse
+/// (64 KiB: ~3 us vs ~50 us measured with the eager backend). With 16 cache
+/// entries this keeps at most 8 MiB resident.
+const RESIDENT_MAX: usize = 512 * 1024;
 
 #[repr(C)]
 struct Header {
@@ -44,16 +52,16 @@ pub fn alloc(runtime: &Runtime, size: usize, align: usize, zeroed: bool) -> *mut
     let Some(len) = mapping_len(size) else { return core::ptr::null_mut() };
     let pattern = runtime.patterns[LARGE_CLASS];
     let want = if zeroed { Contents::Zero } else { Contents::Pattern(pattern) };
-    let mapping = match take_cached(len, align) {
-        Some(mapping) => mapping,
+    let (mapping, contents) = match take_cached(len, align, want) {
+        Some(cached) => cached,
         None => match pages::map(len, align, PAGE_SIZE, want) {
-            Some(mapping) => mapping,
+            Some(mapping) => (mapping, mapping.backing),
             None => return core::ptr::null_mut(),
         },
     };
     let user = mapping.base.wrapping_add(PAGE_SIZE);
     let usable = mapping.len - PAGE_SIZE;
-    if mapping.backing != want {
+    if contents != want {
         let byte = if zeroed { 0 } else { pattern };
         // SAFETY: the usable range is ours.
         unsafe { fill::fill(user, usable, byte) };
@@ -71,16 +79,16 @@ pub fn alloc(runtime: &Runtime, size: usize, align: usize, zeroed: bool) -> *mut
     user
 }
 
-/// A cached mapping trimmed to `len`; its pages read as its backing.
-fn take_cached(len: usize, align: usize) -> Option<Mapping> {
-    let mapping = cache::take(len, align, PAGE_SIZE)?;
+/// A cached mapping trimmed to `len`, with what its usable bytes read as.
+fn take_cached(len: usize, align: usize, want: Contents) -> Option<(Mapping, Contents)> {
+    let (mapping, contents) = cache::take(len, align, PAGE_SIZE, want)?;
     stats::add(&GLOBAL.large_cache_hits, 1);
     if mapping.len == len {
-        return Some(mapping);
+        return Some((mapping, contents));
     }
     // SAFETY: the cached mapping is ours; shrinking keeps its base.
     match unsafe { pages::resize(mapping, len, align, PAGE_SIZE) } {
-        Some(trimmed) => Some(trimmed),
+        Some(trimmed) => Some((trimmed, contents)),
         None => {
             // SAFETY: as above.
             unsafe { pages::unmap(mapping.base, mapping.len) };
@@ -106,7 +114,7 @@ fn checked_header(user: *mut u8, what: &str) -> &'static mut Header {
 
 /// # Safety
 /// `user` is not in a slab segment.
-pub unsafe fn free(user: *mut u8) {
+pub unsafe fn free(runtime: &Runtime, user: *mut u8) {
     if !registry::remove(user as usize) {
         report::fatal(format_args!(
             "invalid free of {user:p}: not a live block of this allocator (double free or foreign pointer)"
@@ -118,11 +126,24 @@ pub unsafe fn free(user: *mut u8) {
         report::fatal(format_args!("corrupted header of large block {user:p}"));
     }
     let mapping = header.mapping;
+    let usable = mapping.len - PAGE_SIZE;
     stats::add(&GLOBAL.large_frees, 1);
-    stats::add(&GLOBAL.large_bytes_freed, (mapping.len - PAGE_SIZE) as u64);
-    // SAFETY: the block is dead; decommitting drops its contents.
-    let decommitted = unsafe { pages::decommit(mapping.base, mapping.len, mapping.backing) };
-    let rejected = if decommitted { cache::put(mapping) } else { Some(mapping) };
+    stats::add(&GLOBAL.large_bytes_freed, usable as u64);
+    let contents = if usable <= RESIDENT_MAX {
+        let byte = runtime.free_fill.unwrap_or(header.pattern);
+        // SAFETY: the block is dead and ours.
+        unsafe { fill::fill(user, usable, byte) };
+        let counter = if runtime.free_fill.is_some() { &GLOBAL.bytes_free_filled } else { &GLOBAL.bytes_patterned };
+        stats::add(counter, usable as u64);
+        Some(Contents::Pattern(byte))
+    } else {
+        // SAFETY: the block is dead; decommitting drops its contents.
+        unsafe { pages::decommit(mapping.base, mapping.len, mapping.backing) }.then_some(mapping.backing)
+    };
+    let rejected = match contents {
+        Some(contents) => cache::put(mapping, contents),
+        None => Some(mapping),
+    };
     if let Some(mapping) = rejected {
         // SAFETY: as above.
         unsafe { pages::unmap(mapping.base, mapping.len) };
