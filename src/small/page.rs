@@ -187,3 +187,75 @@ impl PageList {
         Some(first)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[repr(align(65536))]
+    struct Memory([u8; SLAB_PAGE_SIZE]);
+
+    fn page_of(memory: &mut Memory, block_size: usize) -> Page {
+        let page = Page::unused(memory.0.as_mut_ptr());
+        page.block_size.set(block_size as u32);
+        page.capacity.set((SLAB_PAGE_SIZE / block_size) as u32);
+        page
+    }
+
+    #[test]
+    fn carving_hands_out_each_block_once_then_stops() {
+        let mut memory = Box::new(Memory([0; SLAB_PAGE_SIZE]));
+        let base = memory.0.as_mut_ptr() as usize;
+        let page = page_of(&mut memory, 20480);
+        let carved: Vec<usize> = core::iter::from_fn(|| page.carve()).map(|p| p as usize - base).collect();
+        assert_eq!(carved, [0, 20480, 40960]);
+        assert_eq!(page.used.get(), 3);
+        assert!(page.pop().is_none());
+    }
+
+    #[test]
+    fn local_frees_are_popped_last_in_first_out() {
+        let mut memory = Box::new(Memory([0; SLAB_PAGE_SIZE]));
+        let page = page_of(&mut memory, 64);
+        let blocks: Vec<*mut u8> = (0..3).map(|_| page.carve().unwrap()).collect();
+        page.push_local(blocks[0] as *mut Block);
+        page.push_local(blocks[2] as *mut Block);
+        assert_eq!(page.used.get(), 1);
+        assert_eq!(page.pop(), Some(blocks[2]));
+        assert_eq!(page.pop(), Some(blocks[0]));
+        assert_eq!(page.pop(), None);
+        assert_eq!(page.used.get(), 3);
+    }
+
+    #[test]
+    fn remote_frees_from_many_threads_are_all_collected() {
+        let mut memory = Box::new(Memory([0; SLAB_PAGE_SIZE]));
+        let page = page_of(&mut memory, 16);
+        let blocks: Vec<usize> = (0..4096).map(|_| page.carve().unwrap() as usize).collect();
+        std::thread::scope(|scope| {
+            for chunk in blocks.chunks(1024) {
+                let page = &page;
+                scope.spawn(move || chunk.iter().for_each(|&b| page.push_remote(b as *mut Block)));
+            }
+        });
+        assert_eq!(page.collect(), 4096);
+        assert_eq!(page.used.get(), 0);
+        assert_eq!(page.collect(), 0);
+        let mut popped: Vec<usize> = core::iter::from_fn(|| page.pop()).map(|p| p as usize).collect();
+        popped.sort_unstable();
+        assert_eq!(popped, blocks);
+    }
+
+    #[test]
+    fn page_list_push_remove_pop() {
+        let mut memory = Box::new(Memory([0; SLAB_PAGE_SIZE]));
+        let pages: Vec<Page> = (0..3).map(|_| Page::unused(memory.0.as_mut_ptr())).collect();
+        let head = Cell::new(null_mut());
+        pages.iter().for_each(|p| PageList::push_front(&head, p));
+        PageList::remove(&head, &pages[1]);
+        let order: Vec<*mut Page> = core::iter::from_fn(|| PageList::pop_front(&head)).collect();
+        let expected: Vec<*mut Page> = [&pages[2], &pages[0]].iter().map(|p| *p as *const Page as *mut Page).collect();
+        assert_eq!(order, expected);
+        assert!(head.get().is_null());
+    }
+}

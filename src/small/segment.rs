@@ -234,7 +234,7 @@ pub fn grow(prefer: u8) -> bool {
 }
 
 impl Page {
-    fn unused(start: *mut u8) -> Page {
+    pub(super) fn unused(start: *mut u8) -> Page {
         Page {
             free: Cell::new(null_mut()),
             used: Cell::new(0),
