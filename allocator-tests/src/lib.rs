@@ -346,6 +346,21 @@ pub unsafe fn free(a: &PatternAlloc, block: Block) {
 }
 
 /// Resident set size in bytes (VmRSS of /proc/self/status).
+/// Runs `work(t)` for t in 0..threads on as many threads, released together by
+/// a barrier so they really overlap; a panic in any of them fails the caller.
+pub fn run_threads_at_once(threads: usize, work: impl Fn(usize) + Sync) {
+    let barrier = std::sync::Barrier::new(threads);
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let (barrier, work) = (&barrier, &work);
+            scope.spawn(move || {
+                barrier.wait();
+                work(t);
+            });
+        }
+    });
+}
+
 pub fn vm_rss() -> usize {
     proc_status_kib("VmRSS:") * 1024
 }

@@ -185,33 +185,23 @@ fn frees_after_the_owning_thread_exited() {
 fn same_class_hammered_by_all_threads() {
     // Every thread allocates and frees the same few classes, dirtying each block
     // before freeing it: whatever block a thread gets must read as the pattern.
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let handles: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let barrier = barrier.clone();
-            thread::spawn(move || {
-                barrier.wait();
-                let mut held: Vec<Block> = Vec::new();
-                for n in 0..20_000usize {
-                    let size = [24, 48, 96, 1000, 40_000][n % 5];
-                    if n % 5 == 4 && n % 100 != 4 {
-                        continue; // keep the large ones rarer
-                    }
-                    let b = alloc_checked(&A, layout(size, 8), format_args!("thread {t} #{n}"));
-                    unsafe { dirty(b.ptr, b.usable, 0xE0 + t as u8) };
-                    held.push(b);
-                    if held.len() > 64 {
-                        let b = held.swap_remove(n * 7 % held.len());
-                        unsafe { free(&A, b) };
-                    }
-                }
-                for b in held {
-                    unsafe { free(&A, b) };
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    run_threads_at_once(THREADS, |t| {
+        let mut held: Vec<Block> = Vec::new();
+        for n in 0..20_000usize {
+            let size = [24, 48, 96, 1000, 40_000][n % 5];
+            if n % 5 == 4 && n % 100 != 4 {
+                continue; // keep the large ones rarer
+            }
+            let b = alloc_checked(&A, layout(size, 8), format_args!("thread {t} #{n}"));
+            unsafe { dirty(b.ptr, b.usable, 0xE0 + t as u8) };
+            held.push(b);
+            if held.len() > 64 {
+                let b = held.swap_remove(n * 7 % held.len());
+                unsafe { free(&A, b) };
+            }
+        }
+        for b in held {
+            unsafe { free(&A, b) };
+        }
+    });
 }
