@@ -97,9 +97,10 @@ fn take_cached(len: usize, align: usize, want: Contents) -> Option<(Mapping, Con
     }
 }
 
-/// The header of a live block, or a fatal report naming the misuse.
-fn checked_header(user: *mut u8, what: &str) -> &'static mut Header {
-    if !registry::contains(user as usize) {
+/// The header of a block whose registration (`registered`: found, or found
+/// and removed) was just checked; a fatal report naming the misuse otherwise.
+fn checked_header(user: *mut u8, registered: bool, what: &str) -> &'static mut Header {
+    if !registered {
         report::fatal(format_args!(
             "invalid {what} of {user:p}: not a live block of this allocator (double free or foreign pointer)"
         ));
@@ -112,19 +113,14 @@ fn checked_header(user: *mut u8, what: &str) -> &'static mut Header {
     header
 }
 
+fn live_header(user: *mut u8, what: &str) -> &'static mut Header {
+    checked_header(user, registry::contains(user as usize), what)
+}
+
 /// # Safety
 /// `user` is not in a slab segment.
 pub unsafe fn free(runtime: &Runtime, user: *mut u8) {
-    if !registry::remove(user as usize) {
-        report::fatal(format_args!(
-            "invalid free of {user:p}: not a live block of this allocator (double free or foreign pointer)"
-        ));
-    }
-    // SAFETY: it was registered, so its header is ours.
-    let header = unsafe { &mut *header_of(user) };
-    if header.magic != HEADER_MAGIC ^ user as u64 {
-        report::fatal(format_args!("corrupted header of large block {user:p}"));
-    }
+    let header = checked_header(user, registry::remove(user as usize), "free");
     let mapping = header.mapping;
     let usable = mapping.len - PAGE_SIZE;
     stats::add(&GLOBAL.large_frees, 1);
@@ -151,7 +147,7 @@ pub unsafe fn free(runtime: &Runtime, user: *mut u8) {
 }
 
 pub fn usable_size(user: *mut u8) -> usize {
-    checked_header(user, "usable-size query").mapping.len - PAGE_SIZE
+    live_header(user, "usable-size query").mapping.len - PAGE_SIZE
 }
 
 /// Resizes a large block to `new_size` bytes in place or by moving its pages.
@@ -161,7 +157,7 @@ pub fn usable_size(user: *mut u8) -> usize {
 /// # Safety
 /// `user` is a live large block of at least `old_size` bytes.
 pub unsafe fn realloc(user: *mut u8, old_size: usize, new_size: usize) -> *mut u8 {
-    let header = checked_header(user, "realloc");
+    let header = live_header(user, "realloc");
     let Some(new_len) = mapping_len(new_size) else { return core::ptr::null_mut() };
     let Header { mapping, align, pattern, .. } = *header;
     let old_usable = mapping.len - PAGE_SIZE;
