@@ -32,7 +32,9 @@ pub struct Block {
 pub const PAGE_FREE: u8 = 0;
 pub const PAGE_IN_USE: u8 = 1;
 
-#[repr(C)]
+/// Cache-line aligned: descriptors of pages owned by different threads sit
+/// side by side in a segment header, and their owners write them constantly.
+#[repr(C, align(64))]
 pub struct Page {
     // Owner-only state.
     pub free: Cell<*mut Block>,
