@@ -78,9 +78,32 @@ fn remote_frees_let_the_producer_reuse_its_pages() {
     assert!(grown <= 4, "{grown} new 4 MiB segments for a live set of at most ~1 MiB");
 }
 
+/// A thread allocates 16 MiB, another frees all of it; once the first thread's
+/// current page of that class runs out, it finds its other pages emptied and
+/// gives them back (until then they stay with it, as in mimalloc).
+fn pages_emptied_by_another_thread_go_back() {
+    const SIZE: usize = 64;
+    const COUNT: usize = 16 * MIB / SIZE;
+    if !is_small(&A, SIZE) {
+        println!("skipped: {SIZE}-byte blocks are large under this configuration");
+        return;
+    }
+    let l = layout(SIZE, 8);
+    let blocks: Vec<usize> = (0..COUNT).map(|_| alloc_checked(&A, l, "producer").ptr as usize).collect();
+    let before = A.stats().pages_decommitted;
+    std::thread::spawn(move || blocks.into_iter().for_each(|p| unsafe { A.dealloc(p as *mut u8, l) })).join().unwrap();
+    let page_worth = 64 * KIB / SIZE;
+    let again: Vec<Block> = (0..2 * page_worth).map(|_| alloc_checked(&A, l, "after the remote frees")).collect();
+    again.into_iter().for_each(|b| unsafe { free(&A, b) });
+    let decommitted = A.stats().pages_decommitted - before;
+    println!("{decommitted} slab pages decommitted after another thread freed 16 MiB");
+    assert!(decommitted >= 128, "only {decommitted} of ~256 remotely emptied pages went back");
+}
+
 fn main() {
     // Producer/consumer first, while no earlier step has left segments to reuse.
     remote_frees_let_the_producer_reuse_its_pages();
     empty_pages_are_decommitted();
-    println!("memory_return: 2 passed, 0 failed");
+    pages_emptied_by_another_thread_go_back();
+    println!("memory_return: 3 passed, 0 failed");
 }

@@ -132,7 +132,8 @@ impl Heap {
         }
     }
 
-    /// Moves full pages that received remote frees back to `avail`.
+    /// Moves full pages that received remote frees back to `avail`; pages that
+    /// other threads emptied completely go back to the pool once `avail` has one.
     fn revive_full_pages(&self, class: usize) -> bool {
         let mut revived = false;
         let mut page = self.full[class].get();
@@ -140,7 +141,14 @@ impl Heap {
             // SAFETY: as in `alloc`.
             let current = unsafe { &*page };
             page = current.next.get();
-            if current.collect() > 0 {
+            if current.collect() == 0 {
+                continue;
+            }
+            if current.used.get() == 0 && revived {
+                PageList::remove(&self.full[class], current);
+                current.in_full.store(false, Ordering::Relaxed);
+                release(current);
+            } else {
                 self.unfull(current);
                 revived = true;
             }
