@@ -21,6 +21,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use super::page::{Page, PAGE_FREE, SLAB_PAGE_SIZE};
 use crate::lock::SpinLock;
 use crate::pages::{self, Contents};
+use crate::report;
 use crate::stats::{self, GLOBAL};
 
 pub const SEGMENT_SIZE: usize = 4 << 20;
@@ -139,8 +140,9 @@ pub fn take_page() -> Option<(&'static Page, bool)> {
 /// Gives an empty page back. The caller has marked it free.
 pub fn release_page(page: &Page) {
     debug_assert_eq!(page.state.load(Ordering::Relaxed), PAGE_FREE);
-    // SAFETY: page descriptors live inside their segment's header.
-    let segment = segment_of(page as *const Page as *const u8).expect("page descriptor outside a segment");
+    let Some(segment) = segment_of(page as *const Page as *const u8) else {
+        report::fatal(format_args!("internal error: page descriptor {:p} outside any segment", page));
+    };
     let index = (page as *const Page as usize - segment.pages.as_ptr() as usize) / core::mem::size_of::<Page>();
     let mut pool = POOL.lock();
     if segment.free_mask.get() == 0 {
