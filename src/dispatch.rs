@@ -3,6 +3,7 @@
 
 use crate::init::Runtime;
 use crate::size_class::{class_for, class_of, LARGE_CLASS, MIN_BLOCK};
+use crate::stats::GLOBAL;
 use crate::{fill, large, small};
 
 /// The slab class serving `size` bytes at `align`, if any.
@@ -70,8 +71,9 @@ pub unsafe fn reallocate(runtime: &Runtime, ptr: *mut u8, old_size: usize, align
             if new_size <= usable && (new_size >= usable / 2 || usable == MIN_BLOCK) {
                 if new_size < old_size {
                     let pattern = small::pattern_of_block(segment, ptr);
+                    let stale = old_size.min(usable) - new_size;
                     // SAFETY: [new_size, min(old_size, usable)) lies in the block.
-                    unsafe { fill::fill(ptr.add(new_size), old_size.min(usable) - new_size, pattern) };
+                    unsafe { fill::fill_counted(ptr.add(new_size), stale, pattern, &GLOBAL.bytes_patterned) };
                 }
                 return ptr;
             }

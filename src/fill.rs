@@ -1,4 +1,7 @@
-//! Filling and checking patterns. Callers count the bytes in their own stats.
+//! Filling and checking patterns. Slab fills are counted by the heap that
+//! does them (owner-only counters); the others go to a shared counter.
+
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Makes `[ptr, ptr + len)` read as `byte`.
 ///
@@ -7,6 +10,16 @@
 #[inline]
 pub unsafe fn fill(ptr: *mut u8, len: usize, byte: u8) {
     unsafe { core::ptr::write_bytes(ptr, byte, len) }
+}
+
+/// `fill`, adding the bytes written to `counter`.
+///
+/// # Safety
+/// As `fill`.
+#[inline]
+pub unsafe fn fill_counted(ptr: *mut u8, len: usize, byte: u8, counter: &AtomicU64) {
+    unsafe { fill(ptr, len, byte) };
+    counter.fetch_add(len as u64, Ordering::Relaxed);
 }
 
 /// `fill` for slab blocks: a multiple of 16 bytes, 16-aligned. Small blocks

@@ -63,9 +63,9 @@ pub fn alloc(runtime: &Runtime, size: usize, align: usize, zeroed: bool) -> *mut
     let usable = mapping.len - PAGE_SIZE;
     if contents != want {
         let byte = if zeroed { 0 } else { pattern };
+        let counter = if zeroed { &GLOBAL.bytes_zeroed } else { &GLOBAL.bytes_patterned };
         // SAFETY: the usable range is ours.
-        unsafe { fill::fill(user, usable, byte) };
-        stats::add(if zeroed { &GLOBAL.bytes_zeroed } else { &GLOBAL.bytes_patterned }, usable as u64);
+        unsafe { fill::fill_counted(user, usable, byte, counter) };
     }
     // SAFETY: the header page is ours.
     unsafe { header_of(user).write(Header { magic: HEADER_MAGIC ^ user as u64, mapping, align, pattern }) };
@@ -127,10 +127,9 @@ pub unsafe fn free(runtime: &Runtime, user: *mut u8) {
     stats::add(&GLOBAL.large_bytes_freed, usable as u64);
     let contents = if usable <= RESIDENT_MAX {
         let byte = runtime.free_fill.unwrap_or(header.pattern);
-        // SAFETY: the block is dead and ours.
-        unsafe { fill::fill(user, usable, byte) };
         let counter = if runtime.free_fill.is_some() { &GLOBAL.bytes_free_filled } else { &GLOBAL.bytes_patterned };
-        stats::add(counter, usable as u64);
+        // SAFETY: the block is dead and ours.
+        unsafe { fill::fill_counted(user, usable, byte, counter) };
         Some(Contents::Pattern(byte))
     } else {
         // SAFETY: the block is dead; decommitting drops its contents.
@@ -165,8 +164,7 @@ pub unsafe fn realloc(user: *mut u8, old_size: usize, new_size: usize) -> *mut u
         let stale_end = old_size.min(new_len - PAGE_SIZE);
         if new_size < stale_end {
             // SAFETY: inside the block.
-            unsafe { fill::fill(user.add(new_size), stale_end - new_size, pattern) };
-            stats::add(&GLOBAL.bytes_patterned, (stale_end - new_size) as u64);
+            unsafe { fill::fill_counted(user.add(new_size), stale_end - new_size, pattern, &GLOBAL.bytes_patterned) };
         }
     }
     if new_len == mapping.len {
@@ -184,9 +182,9 @@ pub unsafe fn realloc(user: *mut u8, old_size: usize, new_size: usize) -> *mut u
     let new_user = resized.base.wrapping_add(PAGE_SIZE);
     let new_usable = new_len - PAGE_SIZE;
     if new_usable > old_usable && resized.backing != Contents::Pattern(pattern) {
+        let tail = new_user.wrapping_add(old_usable);
         // SAFETY: the grown tail is ours.
-        unsafe { fill::fill(new_user.add(old_usable), new_usable - old_usable, pattern) };
-        stats::add(&GLOBAL.bytes_patterned, (new_usable - old_usable) as u64);
+        unsafe { fill::fill_counted(tail, new_usable - old_usable, pattern, &GLOBAL.bytes_patterned) };
     }
     // SAFETY: the header page moved with the mapping.
     unsafe {

@@ -46,14 +46,10 @@ pub fn current_raw() -> *mut Heap {
 #[inline]
 pub fn heap() -> Option<&'static Heap> {
     let current = current_raw();
-    if current as usize > RETIRED {
-        // SAFETY: heaps are never unmapped.
-        return Some(unsafe { &*current });
-    }
     if current.is_null() {
         return set_up();
     }
-    None
+    heap_if_set(current)
 }
 
 #[cold]
