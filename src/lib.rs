@@ -24,6 +24,7 @@ mod init;
 mod large;
 mod lock;
 mod pages;
+pub mod raw;
 mod report;
 mod size_class;
 mod small;

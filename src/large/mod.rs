@@ -145,6 +145,11 @@ pub unsafe fn free(runtime: &Runtime, user: *mut u8) {
     }
 }
 
+/// Whether `user` is a live large block (the C ABI forwards others to glibc).
+pub fn owns(user: *mut u8) -> bool {
+    registry::contains(user as usize)
+}
+
 pub fn usable_size(user: *mut u8) -> usize {
     live_header(user, "usable-size query").mapping.len - PAGE_SIZE
 }

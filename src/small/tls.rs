@@ -8,7 +8,6 @@
 //! destructor ran), or the heap. Only a real heap may serve allocations from
 //! its thread; the other states go to the fallback heap.
 
-use core::cell::Cell;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -18,8 +17,80 @@ use crate::sys;
 const SETTING_UP: usize = 1;
 const RETIRED: usize = 2;
 
-thread_local! {
-    static CURRENT: Cell<*mut Heap> = const { Cell::new(null_mut()) };
+// The slot uses the initial-exec TLS model on x86_64. Inside the LD_PRELOAD
+// library, Rust's `thread_local!` compiles to dynamic TLS: a call to
+// `__tls_get_addr` per access (1.4 ns, research/preload-rust.md §2), and on
+// glibc >= 2.39 that call may itself malloc after a dlopen, recursing forever.
+// Stable Rust cannot pick the TLS model, so the slot is declared in assembly
+// and reached through a GOTTPOFF relocation. In an executable the linker
+// relaxes it to local-exec.
+#[cfg(target_arch = "x86_64")]
+mod slot {
+    use super::Heap;
+
+    core::arch::global_asm!(
+        ".section .tbss,\"awT\",@nobits",
+        ".p2align 3",
+        ".globl pattern_alloc_tls_current_heap",
+        ".hidden pattern_alloc_tls_current_heap",
+        ".type pattern_alloc_tls_current_heap,@object",
+        ".size pattern_alloc_tls_current_heap,8",
+        "pattern_alloc_tls_current_heap:",
+        ".zero 8",
+        ".text",
+    );
+
+    #[inline(always)]
+    pub fn get() -> *mut Heap {
+        let value: *mut Heap;
+        // SAFETY: reads the calling thread's own 8-byte TLS slot.
+        unsafe {
+            core::arch::asm!(
+                "mov {value}, qword ptr [rip + pattern_alloc_tls_current_heap@GOTTPOFF]",
+                "mov {value}, qword ptr fs:[{value}]",
+                value = out(reg) value,
+                options(nostack, preserves_flags, readonly),
+            );
+        }
+        value
+    }
+
+    #[inline(always)]
+    pub fn set(value: *mut Heap) {
+        // SAFETY: writes the calling thread's own 8-byte TLS slot.
+        unsafe {
+            core::arch::asm!(
+                "mov {offset}, qword ptr [rip + pattern_alloc_tls_current_heap@GOTTPOFF]",
+                "mov qword ptr fs:[{offset}], {value}",
+                offset = out(reg) _,
+                value = in(reg) value,
+                options(nostack, preserves_flags),
+            );
+        }
+    }
+}
+
+// Elsewhere a Drop-free const thread-local (dynamic TLS inside a shared
+// library; the aarch64 initial-exec slot comes with the MTE work, which can
+// test it under emulation).
+#[cfg(not(target_arch = "x86_64"))]
+mod slot {
+    use super::Heap;
+    use core::cell::Cell;
+
+    thread_local! {
+        static CURRENT: Cell<*mut Heap> = const { Cell::new(core::ptr::null_mut()) };
+    }
+
+    #[inline(always)]
+    pub fn get() -> *mut Heap {
+        CURRENT.with(Cell::get)
+    }
+
+    #[inline(always)]
+    pub fn set(value: *mut Heap) {
+        CURRENT.with(|slot| slot.set(value))
+    }
 }
 
 static KEY: AtomicUsize = AtomicUsize::new(usize::MAX);
@@ -38,7 +109,7 @@ pub fn init() -> bool {
 /// The raw slot: a heap pointer or one of the small sentinel values.
 #[inline]
 pub fn current_raw() -> *mut Heap {
-    CURRENT.with(Cell::get)
+    slot::get()
 }
 
 /// The calling thread's heap, setting one up on first use. None means: use
@@ -54,9 +125,9 @@ pub fn heap() -> Option<&'static Heap> {
 
 #[cold]
 fn set_up() -> Option<&'static Heap> {
-    CURRENT.with(|slot| slot.set(SETTING_UP as *mut Heap));
+    slot::set(SETTING_UP as *mut Heap);
     let Some(heap) = heap::acquire_heap() else {
-        CURRENT.with(|slot| slot.set(null_mut()));
+        slot::set(null_mut());
         return None;
     };
     let key = KEY.load(Ordering::Acquire);
@@ -64,15 +135,15 @@ fn set_up() -> Option<&'static Heap> {
     if !armed {
         // Without the exit hook the heap would leak at thread exit.
         heap::retire_heap(heap);
-        CURRENT.with(|slot| slot.set(null_mut()));
+        slot::set(null_mut());
         return None;
     }
-    CURRENT.with(|slot| slot.set(heap as *const Heap as *mut Heap));
+    slot::set(heap as *const Heap as *mut Heap);
     Some(heap)
 }
 
 unsafe extern "C" fn on_thread_exit(value: *mut libc::c_void) {
-    CURRENT.with(|slot| slot.set(RETIRED as *mut Heap));
+    slot::set(RETIRED as *mut Heap);
     // SAFETY: the key's value is the heap this thread set up.
     let heap = unsafe { &*(value as *const Heap) };
     heap::retire_heap(heap);
