@@ -50,15 +50,29 @@ pub fn allocate(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     dispatch::allocate(runtime(), size, align, zeroed)
 }
 
-/// Frees a block of ours (see `owner_of`); null is ignored.
+/// Frees `ptr` if it is ours (see `owner_of`) and says whose it was; a
+/// foreign block is left untouched for its owner. Null is ignored.
 ///
 /// # Safety
-/// `ptr` is null or owned by this allocator; misuse is detected where the
+/// `ptr` is null or a live block; misuse of our blocks is detected where the
 /// design can and stops the process.
 #[inline]
-pub unsafe fn deallocate(ptr: *mut u8) {
-    // SAFETY: forwarded contract.
-    unsafe { dispatch::deallocate(runtime(), ptr) }
+pub unsafe fn deallocate(ptr: *mut u8) -> Owner {
+    if ptr.is_null() {
+        return Owner::Us;
+    }
+    let runtime = runtime();
+    if let Some(segment) = small::segment_of(ptr) {
+        // SAFETY: ptr lies in that segment.
+        unsafe { small::free(runtime, segment, ptr) };
+        return Owner::Us;
+    }
+    if owner_of(ptr) == Owner::Foreign {
+        return Owner::Foreign;
+    }
+    // SAFETY: not in a segment; the large path checks its own records.
+    unsafe { large::free(runtime, ptr) };
+    Owner::Us
 }
 
 /// Resizes a block of ours, keeping its whole usable size's contents (a C

@@ -69,11 +69,10 @@ unsafe fn free_impl(ptr: *mut c_void) {
     }
     // A failing munmap or madvise inside would overwrite errno.
     let saved = errno();
-    match raw::owner_of(ptr as *const u8) {
-        // SAFETY: the caller hands us a block it got from malloc and friends.
-        Owner::Us => unsafe { raw::deallocate(ptr.cast()) },
+    // SAFETY: the caller hands us a block it got from malloc and friends.
+    if unsafe { raw::deallocate(ptr.cast()) } == Owner::Foreign {
         // SAFETY: glibc made it (RTLD_DEEPBIND); glibc frees it.
-        Owner::Foreign => unsafe { foreign::free(ptr) },
+        unsafe { foreign::free(ptr) }
     }
     set_errno(saved);
 }
