@@ -35,7 +35,8 @@ pub enum Owner {
 /// reports it clearly instead of glibc aborting with "invalid pointer".
 #[inline]
 pub fn owner_of(ptr: *const u8) -> Owner {
-    if small::segment_of(ptr).is_some() || large::owns(ptr as *mut u8) || (ptr as usize).is_multiple_of(sys::PAGE_SIZE) {
+    let recorded = small::segment_of(ptr).is_some() || large::owns(ptr as *mut u8);
+    if recorded || (ptr as usize).is_multiple_of(sys::PAGE_SIZE) {
         Owner::Us
     } else {
         Owner::Foreign
