@@ -19,6 +19,8 @@ use std::fmt::Write as _;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
+pub mod preload;
+
 pub use pattern_alloc::{
     class_of, class_size, Backend, ClassPatterns, Config, PatternAlloc, Stats, CLASS_COUNT, DISTINCT_PATTERNS,
     LARGE_CLASS, MAX_SMALL_SIZE, SMALL_CLASS_COUNT,
