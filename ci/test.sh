@@ -29,6 +29,13 @@ for options in "large_threshold=0" "class_patterns=1:free_fill=0x55:fill=0x00"; 
     PATTERN_ALLOC="$options" cargo test -p allocator-tests --release
 done
 
+# The contract suite under each page backend (DESIGN.md §4): every backend must
+# give the same contents. auto is refpage where the kernel has it, else memfd.
+for backend in memfd eager auto; do
+    section "tests (release) with PATTERN_ALLOC=backend=$backend"
+    PATTERN_ALLOC="backend=$backend" cargo test -p allocator-tests --release
+done
+
 section "main job: cargo run --release --example uninit_capacity"
 cargo run --release --example uninit_capacity
 

@@ -88,7 +88,7 @@ fn build_runtime(in_code: &Config) -> Runtime {
     if let Some(options) = sys::getenv(b"PATTERN_ALLOC\0") {
         apply_options(&mut config, options, &mut warn_option);
     }
-    pages::select(config.backend);
+    pages::select(&config);
     if !small::init() {
         report::line(format_args!("warning: no pthread key left; all threads share one locked heap"));
     }

@@ -86,9 +86,13 @@ pub fn print_config(config: &Config, backend: &str) {
         ClassPatterns::Distinct => "distinct",
         ClassPatterns::Table(_) => "table",
     };
+    let _ = write!(buffer, " class_patterns={patterns} backend={backend}");
+    if let Some(nr) = config.refpage_nr {
+        let _ = write!(buffer, " refpage_nr={nr}");
+    }
     let _ = writeln!(
         buffer,
-        " class_patterns={patterns} backend={backend} large_threshold={} stats={} verbose={}",
+        " large_threshold={} stats={} verbose={}",
         config.large_threshold, config.stats as u8, config.verbose as u8
     );
     buffer.flush();
@@ -119,6 +123,17 @@ pub fn print_stats(stats: &Stats) {
         stats.large_cache_hits,
         stats.heaps_in_use,
         stats.heaps_created
+    );
+    buffer.flush();
+    let _ = writeln!(
+        buffer,
+        "pattern-alloc:   lazy={} lazy_fallbacks={} lazy_mappings={}/{} lazy_sources={} lazy_sources_lost={}",
+        stats.bytes_lazy,
+        stats.lazy_fallbacks,
+        stats.lazy_mappings,
+        stats.lazy_mapping_cap,
+        stats.lazy_sources,
+        stats.lazy_sources_lost
     );
     buffer.flush();
     let _ = writeln!(

@@ -30,7 +30,9 @@ impl ClassStats {
 /// A snapshot of the allocator's counters (`PatternAlloc::stats`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stats {
-    /// The page source in use: "eager" (mmap + memset).
+    /// The page source in use: "refpage" (kernel reference page), "memfd"
+    /// (memfd windows) or "eager" (mmap + memset); the requested one ("auto"
+    /// included) until a patterned mapping made the choice.
     pub backend: &'static str,
     /// One row per slab class, then one for large blocks (`LARGE_CLASS`).
     pub classes: [ClassStats; CLASS_COUNT],
@@ -41,6 +43,20 @@ pub struct Stats {
     pub bytes_free_filled: u64,
     /// Bytes zeroed for zeroed allocations.
     pub bytes_zeroed: u64,
+    /// Bytes mapped already reading as a pattern (lazy backends: slab
+    /// segments, large blocks, realloc growth), that nobody had to fill.
+    pub bytes_lazy: u64,
+    /// Patterned mappings the lazy backend could not serve (mapping cap
+    /// reached, too many patterns, the kernel refused), served eagerly.
+    pub lazy_fallbacks: u64,
+    /// memfd window mappings in use, and the cap on them for new blocks
+    /// (half of vm.max_map_count; 0 before the memfd backend starts).
+    pub lazy_mappings: u64,
+    pub lazy_mapping_cap: u64,
+    /// Pattern sources (refpage descriptors, memfds) made, and how many of
+    /// them the program closed or replaced under us (each was made again).
+    pub lazy_sources: u64,
+    pub lazy_sources_lost: u64,
     /// Bytes currently mapped for slab segments and large blocks.
     pub bytes_mapped: u64,
     /// Slab segments currently mapped.
@@ -136,6 +152,12 @@ pub struct GlobalCounters {
     pub bytes_patterned: AtomicU64,
     pub bytes_free_filled: AtomicU64,
     pub bytes_zeroed: AtomicU64,
+    pub bytes_lazy: AtomicU64,
+    pub lazy_fallbacks: AtomicU64,
+    pub lazy_mappings: AtomicU64,
+    pub lazy_mapping_cap: AtomicU64,
+    pub lazy_sources: AtomicU64,
+    pub lazy_sources_lost: AtomicU64,
     pub bytes_mapped: AtomicU64,
     pub segments: AtomicU64,
     pub pages_decommitted: AtomicU64,
@@ -153,6 +175,12 @@ pub static GLOBAL: GlobalCounters = GlobalCounters {
     bytes_patterned: AtomicU64::new(0),
     bytes_free_filled: AtomicU64::new(0),
     bytes_zeroed: AtomicU64::new(0),
+    bytes_lazy: AtomicU64::new(0),
+    lazy_fallbacks: AtomicU64::new(0),
+    lazy_mappings: AtomicU64::new(0),
+    lazy_mapping_cap: AtomicU64::new(0),
+    lazy_sources: AtomicU64::new(0),
+    lazy_sources_lost: AtomicU64::new(0),
     bytes_mapped: AtomicU64::new(0),
     segments: AtomicU64::new(0),
     pages_decommitted: AtomicU64::new(0),
@@ -183,6 +211,12 @@ pub fn snapshot(backend: &'static str, each_heap: &mut dyn FnMut(HeapVisitor<'_>
         bytes_patterned: g.bytes_patterned.load(Relaxed),
         bytes_free_filled: g.bytes_free_filled.load(Relaxed),
         bytes_zeroed: g.bytes_zeroed.load(Relaxed),
+        bytes_lazy: g.bytes_lazy.load(Relaxed),
+        lazy_fallbacks: g.lazy_fallbacks.load(Relaxed),
+        lazy_mappings: g.lazy_mappings.load(Relaxed),
+        lazy_mapping_cap: g.lazy_mapping_cap.load(Relaxed),
+        lazy_sources: g.lazy_sources.load(Relaxed),
+        lazy_sources_lost: g.lazy_sources_lost.load(Relaxed),
         bytes_mapped: g.bytes_mapped.load(Relaxed),
         segments: g.segments.load(Relaxed),
         pages_decommitted: g.pages_decommitted.load(Relaxed),

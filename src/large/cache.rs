@@ -27,15 +27,20 @@ static CACHE: SpinLock<Cache> =
 
 /// A cached mapping of at least `len` bytes (and at most twice that) whose
 /// `base + offset` is a multiple of `align`, preferring one whose contents are
-/// `want`, then the smallest; with what its usable bytes read as.
-pub fn take(len: usize, align: usize, offset: usize, want: Contents) -> Option<(Mapping, Contents)> {
+/// `want`, then the smallest; with what its usable bytes read as. A mapping
+/// reading as something else is taken only up to `max_refill` bytes (on a
+/// lazy backend a fresh mapping needs no fill at all, so refilling a big one
+/// would be the slower choice).
+pub fn take(len: usize, align: usize, offset: usize, want: Contents, max_refill: usize) -> Option<(Mapping, Contents)> {
     let mut cache = CACHE.lock();
     let mut best: Option<usize> = None;
     let rank = |(mapping, contents): (Mapping, Contents)| (contents != want, mapping.len);
     for (index, entry) in cache.entries.iter().enumerate() {
         let Some((mapping, contents)) = *entry else { continue };
-        let fits =
-            mapping.len >= len && mapping.len / 2 <= len && (mapping.base as usize + offset).is_multiple_of(align);
+        let fits = mapping.len >= len
+            && mapping.len / 2 <= len
+            && (contents == want || mapping.len <= max_refill)
+            && (mapping.base as usize + offset).is_multiple_of(align);
         if fits && best.is_none_or(|b| cache.entries[b].is_some_and(|other| rank(other) > rank((mapping, contents)))) {
             best = Some(index);
         }
@@ -80,7 +85,7 @@ pub fn put(mapping: Mapping, contents: Contents) -> Option<Mapping> {
 fn release(entry: Option<(Mapping, Contents)>) {
     if let Some((mapping, _)) = entry {
         // SAFETY: cached mappings hold no live block.
-        unsafe { pages::unmap(mapping.base, mapping.len) };
+        unsafe { pages::unmap(mapping) };
     }
 }
 

@@ -3,10 +3,14 @@
 //! Layout: `[header page][usable bytes, whole pages]`; the user pointer is the
 //! first byte after the header page and is aligned as requested (pages::map
 //! aligns `base + PAGE_SIZE`). The registry records every live user pointer, so
-//! a free is checked before the header is read. Freed mappings are cached
-//! (`cache`): up to `RESIDENT_MAX` they stay resident, filled with the free
-//! pattern (or the alloc pattern, which then needs no fill on reuse), larger
-//! ones are decommitted. Realloc moves pages with mremap, never bytes.
+//! a free is checked before the header is read. On a lazy backend the mapping
+//! already reads as the pattern and nothing is filled; zeroed blocks are
+//! always anonymous memory. Freed mappings are cached (`cache`): up to
+//! `RESIDENT_MAX` they stay resident, filled with the free pattern (or the
+//! alloc pattern, which then needs no fill on reuse), larger ones are
+//! decommitted, which on a lazy backend makes them read as the pattern again.
+//! Realloc moves pages with mremap, never bytes; a shrink decommits the
+//! whole pages it gives up where that restores the pattern.
 
 mod cache;
 mod registry;
@@ -71,7 +75,7 @@ pub fn alloc(runtime: &Runtime, size: usize, align: usize, zeroed: bool) -> *mut
     unsafe { header_of(user).write(Header { magic: HEADER_MAGIC ^ user as u64, mapping, align, pattern }) };
     if !registry::insert(user as usize) {
         // SAFETY: nobody has seen the mapping.
-        unsafe { pages::unmap(mapping.base, mapping.len) };
+        unsafe { pages::unmap(mapping) };
         return core::ptr::null_mut();
     }
     stats::add(&GLOBAL.large_allocs, 1);
@@ -81,7 +85,8 @@ pub fn alloc(runtime: &Runtime, size: usize, align: usize, zeroed: bool) -> *mut
 
 /// A cached mapping trimmed to `len`, with what its usable bytes read as.
 fn take_cached(len: usize, align: usize, want: Contents) -> Option<(Mapping, Contents)> {
-    let (mapping, contents) = cache::take(len, align, PAGE_SIZE, want)?;
+    let max_refill = if pages::is_lazy() { RESIDENT_MAX + PAGE_SIZE } else { usize::MAX };
+    let (mapping, contents) = cache::take(len, align, PAGE_SIZE, want, max_refill)?;
     stats::add(&GLOBAL.large_cache_hits, 1);
     if mapping.len == len {
         return Some((mapping, contents));
@@ -91,7 +96,7 @@ fn take_cached(len: usize, align: usize, want: Contents) -> Option<(Mapping, Con
         Some(trimmed) => Some((trimmed, contents)),
         None => {
             // SAFETY: as above.
-            unsafe { pages::unmap(mapping.base, mapping.len) };
+            unsafe { pages::unmap(mapping) };
             None
         }
     }
@@ -141,7 +146,7 @@ pub unsafe fn free(runtime: &Runtime, user: *mut u8) {
     };
     if let Some(mapping) = rejected {
         // SAFETY: as above.
-        unsafe { pages::unmap(mapping.base, mapping.len) };
+        unsafe { pages::unmap(mapping) };
     }
 }
 
@@ -168,8 +173,16 @@ pub unsafe fn realloc(user: *mut u8, old_size: usize, new_size: usize) -> *mut u
     if new_size < old_size {
         let stale_end = old_size.min(new_len - PAGE_SIZE);
         if new_size < stale_end {
-            // SAFETY: inside the block.
-            unsafe { fill::fill_counted(user.add(new_size), stale_end - new_size, pattern, &GLOBAL.bytes_patterned) };
+            // SAFETY: inside the block, past what the block keeps.
+            unsafe {
+                pages::reset(
+                    user.add(new_size),
+                    stale_end - new_size,
+                    mapping.backing,
+                    pattern,
+                    &GLOBAL.bytes_patterned,
+                )
+            };
         }
     }
     if new_len == mapping.len {
@@ -204,10 +217,14 @@ pub unsafe fn realloc(user: *mut u8, old_size: usize, new_size: usize) -> *mut u
     new_user
 }
 
+/// Fork: the cache, then the page sources (the innermost lock; init.rs
+/// calls this after the slab locks).
 pub fn lock_for_fork() {
     cache::lock_for_fork();
+    pages::lock_for_fork();
 }
 
 pub fn unlock_after_fork() {
+    pages::unlock_after_fork();
     cache::unlock_after_fork();
 }

@@ -1,7 +1,8 @@
 //! The eager backend: anonymous private memory (reads as zero until written).
 //! Callers that want a pattern fill it themselves, once: mmap + memset.
+//! `resize` also serves refpage mappings, which are one mapping each as well.
 
-use super::{Contents, Mapping, PAGE_SIZE};
+use super::{Contents, MapKind, Mapping, PAGE_SIZE};
 use crate::sys;
 
 /// Maps `len` bytes with `base + offset` aligned to `align`, by mapping
@@ -17,11 +18,11 @@ pub fn map(len: usize, align: usize, offset: usize) -> Option<Mapping> {
         sys::unmap(raw, head);
         sys::unmap((base + len) as *mut u8, slack - head);
     }
-    Some(Mapping { base: base as *mut u8, len, backing: Contents::Zero })
+    Some(Mapping { base: base as *mut u8, len, backing: Contents::Zero, kind: MapKind::Anonymous })
 }
 
 /// The lowest address `>= start` whose `+ offset` is a multiple of `align`.
-fn aligned_base(start: usize, align: usize, offset: usize) -> usize {
+pub(super) fn aligned_base(start: usize, align: usize, offset: usize) -> usize {
     ((start + offset + align - 1) & !(align - 1)) - offset
 }
 
@@ -55,7 +56,7 @@ pub unsafe fn resize(mapping: Mapping, new_len: usize, align: usize, offset: usi
             moved
         }
     };
-    Some(Mapping { base, len: new_len, backing: mapping.backing })
+    Some(Mapping { base, len: new_len, ..mapping })
 }
 
 #[cfg(test)]

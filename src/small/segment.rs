@@ -13,6 +13,10 @@
 //! the kernel per slab page instead: a released page stays committed ("dirty")
 //! until it has stayed free while `DECOMMIT_AGE` more pages were released, or
 //! until more than `DIRTY_LIMIT` pages are dirty, then `MADV_DONTNEED` drops it.
+//! On a lazy backend (refpage, memfd windows) a segment reads as the pattern
+//! it was mapped for, and a decommitted page reads as that pattern again: a
+//! page of a class with that pattern is carved without any fill, fresh or
+//! recycled; only dirty pages (and pages of other patterns) are filled.
 
 use core::cell::Cell;
 use core::ptr::null_mut;
@@ -211,7 +215,7 @@ pub fn grow(prefer: u8) -> bool {
     let segment = mapping.base as *mut Segment;
     if (mapping.base as usize) >> ADDRESS_BITS != 0 {
         // SAFETY: the mapping is ours and unused.
-        unsafe { pages::unmap(mapping.base, mapping.len) };
+        unsafe { pages::unmap(mapping) };
         return false;
     }
     // SAFETY: the header page is ours; it is initialized before anyone sees it.
