@@ -16,6 +16,10 @@ cargo fmt --all --check
 section "clippy: cargo clippy --all-targets --workspace -- -D warnings"
 cargo clippy --all-targets --workspace -- -D warnings
 
+section "build: cargo build --release --workspace (the LD_PRELOAD library and its exports)"
+cargo build --release --workspace
+nm -D --defined-only target/release/libpattern_alloc.so | grep -qw malloc
+
 section "tests (debug): cargo test --workspace"
 cargo test --workspace
 
