@@ -29,7 +29,7 @@ mod slot {
     use super::Heap;
 
     core::arch::global_asm!(
-        ".section .tbss,\"awT\",@nobits",
+        ".pushsection .tbss,\"awT\",@nobits",
         ".p2align 3",
         ".globl pattern_alloc_tls_current_heap",
         ".hidden pattern_alloc_tls_current_heap",
@@ -37,7 +37,7 @@ mod slot {
         ".size pattern_alloc_tls_current_heap,8",
         "pattern_alloc_tls_current_heap:",
         ".zero 8",
-        ".text",
+        ".popsection",
     );
 
     #[inline(always)]
