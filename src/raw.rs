@@ -105,7 +105,7 @@ pub unsafe fn usable_size(ptr: *mut u8) -> usize {
     unsafe { dispatch::usable_size(runtime(), ptr) }
 }
 
-/// Writes "pattern-alloc: <message>" to stderr without allocating and aborts.
+/// Writes `pattern-alloc: <message>` to stderr without allocating and aborts.
 pub fn fatal(message: core::fmt::Arguments<'_>) -> ! {
     crate::report::fatal(message)
 }
