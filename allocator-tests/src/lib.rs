@@ -549,3 +549,12 @@ pub fn run_probe(probe: &str, options: Option<&str>, args: &[&str]) -> Run {
     assert!(!run.timed_out, "probe {args:?} with PATTERN_ALLOC={options:?} hung: {run:#?}");
     run
 }
+
+/// Whether `PATTERN_ALLOC` asks for a backend other than `name`. Tests of a
+/// backend may skip its backend-specific checks only then: when nothing
+/// overrides the backend set in code, a missing backend is a failure.
+pub fn backend_overridden_away_from(name: &str) -> bool {
+    std::env::var("PATTERN_ALLOC").is_ok_and(|options| {
+        options.split([':', ',']).filter_map(|item| item.strip_prefix("backend=")).any(|backend| backend != name)
+    })
+}

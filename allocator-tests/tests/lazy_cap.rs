@@ -21,7 +21,8 @@ fn vmas() -> usize {
 fn main() {
     let start = A.stats();
     if start.backend != "memfd" {
-        return println!("lazy_cap: skipped, backend {}", start.backend);
+        assert!(backend_overridden_away_from("memfd"), "backend {} instead of memfd: {start:?}", start.backend);
+        return println!("lazy_cap: skipped, PATTERN_ALLOC chose backend {}", start.backend);
     }
     let cap = start.lazy_mapping_cap as usize;
     let room = |s: &Stats| cap.saturating_sub(s.lazy_mappings as usize);

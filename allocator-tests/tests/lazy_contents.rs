@@ -59,7 +59,8 @@ fn fresh_large_blocks_need_no_fill() {
 
 fn resident_memory_is_what_was_written() {
     if !lazy() {
-        return println!("skipped resident memory: backend {}", A.stats().backend);
+        assert!(backend_overridden_away_from("memfd"), "backend {} instead of memfd", A.stats().backend);
+        return println!("skipped resident memory: PATTERN_ALLOC chose backend {}", A.stats().backend);
     }
     let size = 256 * MIB;
     let l = layout(size, 8);
