@@ -5,12 +5,24 @@
 use super::{Contents, MapKind, Mapping, PAGE_SIZE};
 use crate::sys;
 
-/// Maps `len` bytes with `base + offset` aligned to `align`, by mapping
-/// `len + align` and trimming the ends.
+/// Maps `len` bytes with `base + offset` aligned to `align`.
 pub fn map(len: usize, align: usize, offset: usize) -> Option<Mapping> {
     debug_assert!(align.is_power_of_two() && align >= PAGE_SIZE && len.is_multiple_of(PAGE_SIZE));
+    let base = make_aligned(len, align, offset, sys::map_anonymous)?;
+    Some(Mapping { base, len, backing: Contents::Zero, kind: MapKind::Anonymous })
+}
+
+/// `len` bytes of fresh anonymous memory from `make` (read-write memory or a
+/// PROT_NONE reservation) whose `base + offset` is a multiple of `align`:
+/// `len + align` is made and the ends are given back.
+pub(super) fn make_aligned(
+    len: usize,
+    align: usize,
+    offset: usize,
+    make: fn(usize) -> Option<*mut u8>,
+) -> Option<*mut u8> {
     let slack = if align > PAGE_SIZE { align } else { 0 };
-    let raw = sys::map_anonymous(len.checked_add(slack)?)?;
+    let raw = make(len.checked_add(slack)?)?;
     let base = aligned_base(raw as usize, align, offset);
     let head = base - raw as usize;
     // SAFETY: the head and tail are parts of the fresh mapping that we give back.
@@ -18,7 +30,7 @@ pub fn map(len: usize, align: usize, offset: usize) -> Option<Mapping> {
         sys::unmap(raw, head);
         sys::unmap((base + len) as *mut u8, slack - head);
     }
-    Some(Mapping { base: base as *mut u8, len, backing: Contents::Zero, kind: MapKind::Anonymous })
+    Some(base as *mut u8)
 }
 
 /// The lowest address `>= start` whose `+ offset` is a multiple of `align`.
@@ -40,20 +52,15 @@ pub unsafe fn resize(mapping: Mapping, new_len: usize, align: usize, offset: usi
     } else {
         // A kernel-chosen address would lose the alignment: reserve an aligned
         // target range and move the pages there.
-        let slack = align;
-        let raw = sys::reserve(new_len.checked_add(slack)?)?;
-        let target = aligned_base(raw as usize, align, offset);
-        let head = target - raw as usize;
-        // SAFETY: `target..target + new_len` lies inside our fresh reservation,
-        // which mremap replaces; the trimmed ends are ours too.
-        unsafe {
-            let Some(moved) = sys::remap(mapping.base, mapping.len, new_len, Some(target as *mut u8)) else {
-                sys::unmap(raw, new_len + slack);
+        let target = make_aligned(new_len, align, offset, sys::reserve)?;
+        // SAFETY: the target is our fresh reservation, which mremap replaces.
+        match unsafe { sys::remap(mapping.base, mapping.len, new_len, Some(target)) } {
+            Some(moved) => moved,
+            None => {
+                // SAFETY: as above; the pages stayed where they were.
+                unsafe { sys::unmap(target, new_len) };
                 return None;
-            };
-            sys::unmap(raw, head);
-            sys::unmap((target + new_len) as *mut u8, slack - head);
-            moved
+            }
         }
     };
     Some(Mapping { base, len: new_len, ..mapping })

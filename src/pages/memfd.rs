@@ -35,10 +35,11 @@ pub const WINDOW: usize = 2 << 20;
 
 /// Reads vm.max_map_count once and keeps half of it for the program.
 pub fn init_cap() {
-    let mut buffer = [0u8; 32];
-    let limit = sys_lazy::read_file(b"/proc/sys/vm/max_map_count\0", &mut buffer)
-        .and_then(|n| sys_lazy::parse_decimal(&buffer[..n]))
-        .unwrap_or(65530) as usize;
+    let mut limit = None;
+    sys_lazy::for_each_line(b"/proc/sys/vm/max_map_count\0", &mut |line| {
+        limit = limit.or_else(|| sys_lazy::parse_decimal(line));
+    });
+    let limit = limit.unwrap_or(65530) as usize;
     GLOBAL.lazy_mapping_cap.store(limit as u64 / 2, Ordering::Relaxed);
 }
 
@@ -203,7 +204,7 @@ pub unsafe fn resize(base: *mut u8, len: usize, new_len: usize, align: usize, fd
 /// `[start, start + len)` is a live windowed block owned by the caller.
 unsafe fn move_windows(start: usize, len: usize, new_len: usize, align: usize, fd: i32) -> Option<usize> {
     let modulus = WINDOW.max(align);
-    let raw = sys_lazy::reserve(new_len.checked_add(modulus)?)? as usize;
+    let raw = sys::reserve(new_len.checked_add(modulus)?)? as usize;
     let target = raw + (start.wrapping_sub(raw) & (modulus - 1));
     // SAFETY: the ends of our fresh reservation, then its tail part.
     unsafe {

@@ -353,16 +353,7 @@ unsafe fn resize_windows(mapping: Mapping, new_len: usize, align: usize) -> Opti
 /// Fresh PROT_NONE address space of `len` bytes whose `base + offset` is a
 /// multiple of `align`.
 fn reserve_aligned(len: usize, align: usize, offset: usize) -> Option<*mut u8> {
-    let slack = if align > PAGE_SIZE { align } else { 0 };
-    let raw = sys::reserve(len.checked_add(slack)?)?;
-    let base = eager::aligned_base(raw as usize, align, offset);
-    let head = base - raw as usize;
-    // SAFETY: the head and tail are parts of the fresh reservation that we give back.
-    unsafe {
-        sys::unmap(raw, head);
-        sys::unmap((base + len) as *mut u8, slack - head);
-    }
-    Some(base as *mut u8)
+    eager::make_aligned(len, align, offset, sys::reserve)
 }
 
 /// Zeroed memory for the allocator's own metadata (not counted as heap).

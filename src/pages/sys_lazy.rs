@@ -156,31 +156,6 @@ pub fn reserve_exactly(addr: *mut u8, len: usize) -> bool {
     true
 }
 
-/// Reads a small /proc file into `buffer` (NUL-terminated `path`); the number
-/// of bytes read, or None when it cannot be opened.
-pub fn read_file(path: &[u8], buffer: &mut [u8]) -> Option<usize> {
-    debug_assert_eq!(path.last(), Some(&0));
-    // SAFETY: `path` is NUL-terminated.
-    let fd = unsafe { libc::open(path.as_ptr() as *const libc::c_char, libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return None;
-    }
-    let mut filled = 0;
-    while filled < buffer.len() {
-        // SAFETY: reads into the unfilled part of `buffer`.
-        let n = unsafe { libc::read(fd, buffer[filled..].as_mut_ptr() as *mut libc::c_void, buffer.len() - filled) };
-        if n < 0 && sys::errno() == libc::EINTR {
-            continue;
-        }
-        if n <= 0 {
-            break;
-        }
-        filled += n as usize;
-    }
-    close(fd);
-    Some(filled)
-}
-
 /// Calls `line` with each line of a /proc file (NUL-terminated `path`), read
 /// 512 bytes at a time; lines longer than 128 bytes are cut.
 pub fn for_each_line(path: &[u8], line: &mut dyn FnMut(&[u8])) -> bool {
@@ -267,11 +242,6 @@ pub fn parse_decimal(text: &[u8]) -> Option<u64> {
     any.then_some(value)
 }
 
-/// Fresh PROT_NONE address space anywhere (`crate::sys::reserve`).
-pub fn reserve(len: usize) -> Option<*mut u8> {
-    sys::reserve(len)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,14 +274,11 @@ mod tests {
         assert_eq!(found, Some(std::process::id() as u64));
         assert_eq!(parse_decimal(b"  65530\n"), Some(65530));
         assert_eq!(parse_decimal(b"x"), None);
-        let mut buffer = [0u8; 32];
-        let n = read_file(b"/proc/sys/vm/max_map_count\0", &mut buffer).unwrap();
-        assert!(parse_decimal(&buffer[..n]).unwrap() > 0);
     }
 
     #[test]
     fn exact_reservations_refuse_occupied_ranges() {
-        let base = reserve(3 * 4096).unwrap();
+        let base = sys::reserve(3 * 4096).unwrap();
         unsafe { sys::unmap(base.add(4096), 4096) };
         assert!(!reserve_exactly(base, 4096), "occupied");
         assert!(reserve_exactly(unsafe { base.add(4096) }, 4096), "free");
