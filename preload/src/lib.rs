@@ -67,14 +67,19 @@ unsafe fn free_impl(ptr: *mut c_void) {
     if ptr.is_null() {
         return;
     }
-    // A failing munmap or madvise inside would overwrite errno.
-    let saved = errno();
+    // A failing munmap or madvise inside would overwrite errno. The location
+    // is looked up once: free is a hot path.
+    // SAFETY: glibc's errno location is valid for the calling thread.
+    let errno_location = unsafe { libc::__errno_location() };
+    // SAFETY: as above.
+    let saved = unsafe { *errno_location };
     // SAFETY: the caller hands us a block it got from malloc and friends.
     if unsafe { raw::deallocate(ptr.cast()) } == Owner::Foreign {
         // SAFETY: glibc made it (RTLD_DEEPBIND); glibc frees it.
         unsafe { foreign::free(ptr) }
     }
-    set_errno(saved);
+    // SAFETY: as above.
+    unsafe { *errno_location = saved };
 }
 
 fn calloc_impl(count: usize, size: usize) -> *mut c_void {
