@@ -187,6 +187,15 @@ PA_FN unsigned char expected_fill_of(const void *p, size_t len) {
     return b;
 }
 
+// malloc_usable_size(p) into *usable; a failed check (and 0) when it is below `size`.
+PA_FN int usable_at_least(const char *file, int line, const void *p, size_t size, const char *what, size_t *usable) {
+    *usable = malloc_usable_size((void *)p);
+    COUNT_CHECK();
+    if (*usable >= size) return 1;
+    fail_at(file, line, "%s: malloc_usable_size is %zu, below the %zu requested", what, *usable, size);
+    return 0;
+}
+
 // A fresh block of `size` from any allocation function: it has at least
 // `size` usable bytes, and all of them read as the pattern (C1).
 #define EXPECT_FRESH(p, size, ...) expect_fresh_at(__FILE__, __LINE__, (p), (size), __VA_ARGS__)
@@ -197,12 +206,8 @@ __attribute__((format(printf, 5, 6))) PA_FN int expect_fresh_at(const char *file
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    size_t usable = malloc_usable_size((void *)p);
-    COUNT_CHECK();
-    if (usable < size) {
-        fail_at(file, line, "%s: malloc_usable_size is %zu, below the %zu requested", what, usable, size);
-        return 0;
-    }
+    size_t usable;
+    if (!usable_at_least(file, line, p, size, what, &usable)) return 0;
     if (glibc_mode) return 1;
     return expect_bytes_at(file, line, p, usable, expected_fill_of(p, usable), "%s (usable %zu)", what, usable);
 }
@@ -246,12 +251,8 @@ __attribute__((format(printf, 5, 6))) PA_FN int expect_zero_at(const char *file,
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    size_t usable = malloc_usable_size((void *)p);
-    COUNT_CHECK();
-    if (usable < size) {
-        fail_at(file, line, "%s: malloc_usable_size is %zu, below the %zu requested", what, usable, size);
-        return 0;
-    }
+    size_t usable;
+    if (!usable_at_least(file, line, p, size, what, &usable)) return 0;
     // glibc's calloc promises only the requested size.
     return expect_bytes_at(file, line, p, glibc_mode ? size : usable, 0, "%s (usable %zu)", what, usable);
 }
