@@ -27,7 +27,8 @@ pub const PATTERN_LIB: &str = "lib/libpattern_alloc.so";
 
 /// Every variable any configuration sets: cleared for all children, so the
 /// parent's environment cannot change a mode.
-pub const MODE_VARIABLES: [&str; 5] = ["PATTERN_ALLOC", "MALLOC_PERTURB_", "MALLOC_CONF", "SCUDO_OPTIONS", "LD_PRELOAD"];
+pub const MODE_VARIABLES: [&str; 5] =
+    ["PATTERN_ALLOC", "MALLOC_PERTURB_", "MALLOC_CONF", "SCUDO_OPTIONS", "LD_PRELOAD"];
 
 /// The peers' libraries: (file under `peers/`, Debian package, system path).
 pub const PEER_LIBRARIES: [(&str, &str, &str); 4] = [
@@ -41,7 +42,11 @@ pub const PEER_LIBRARIES: [(&str, &str, &str); 4] = [
     ),
 ];
 
-const fn config(name: &'static str, library: Option<&'static str>, env: &'static [(&'static str, &'static str)]) -> Allocator {
+const fn config(
+    name: &'static str,
+    library: Option<&'static str>,
+    env: &'static [(&'static str, &'static str)],
+) -> Allocator {
     Allocator { name, library, env, pattern_mode_of: None, latency_only: false }
 }
 

@@ -74,7 +74,10 @@ fn parse_run(args: &[String]) -> RunOptions {
             "--dir" => o.dir = PathBuf::from(value()),
             "--out" => o.out = PathBuf::from(value()),
             "--threads" => {
-                o.threads = list(&value()).iter().map(|t| t.parse().unwrap_or_else(|_| fail(format!("bad thread count {t}")))).collect();
+                o.threads = list(&value())
+                    .iter()
+                    .map(|t| t.parse().unwrap_or_else(|_| fail(format!("bad thread count {t}"))))
+                    .collect();
                 if o.threads.is_empty() || o.threads.contains(&0) {
                     fail("--threads needs counts of at least 1");
                 }
@@ -191,13 +194,19 @@ fn run(o: RunOptions) {
     // Large-block latency: each allocator (and pattern-alloc per backend) in turn, a few rounds.
     let latency_program = o.dir.join("workloads").join(workloads::LATENCY);
     if latency_program.is_file() {
-        let rounds = o.runs.min(3);
+        // One round: each point is already a median of 7-21 repetitions inside
+        // the probe, and the 256 MiB fills of the eager modes are the costliest
+        // part of a budgeted run.
+        let rounds = 1;
         let scale = if o.smoke { 0.05 } else { o.scale.clamp(0.2, 1.0) }; // below 0.1: sizes up to 16 MiB only
         let t = Instant::now();
         for run in 0..rounds {
             for (a, preload) in rotated(&allocators, run) {
-                let inv =
-                    workloads::Invocation { program: latency_program.clone(), args: vec!["1".into(), format!("{scale}")], stdin: None };
+                let inv = workloads::Invocation {
+                    program: latency_program.clone(),
+                    args: vec!["1".into(), format!("{scale}")],
+                    stdin: None,
+                };
                 let m = exec::measure(&[inv], a, preload.as_deref(), &scratch, o.timeout, true);
                 if m.status != "ok" {
                     note(format!("large_latency under {} failed: {}", a.name, m.status), &mut notes);
@@ -261,7 +270,10 @@ fn run(o: RunOptions) {
                         line.push_str(&format!(" {} {:.3}", a.name, m.wall_s));
                     } else {
                         line.push_str(&format!(" {} FAILED", a.name));
-                        note(format!("{} t={} under {} run {}: {}", w.name, threads, a.name, run + 1, m.status), &mut notes);
+                        note(
+                            format!("{} t={} under {} run {}: {}", w.name, threads, a.name, run + 1, m.status),
+                            &mut notes,
+                        );
                     }
                 }
                 println!("{line}");
@@ -274,7 +286,10 @@ fn run(o: RunOptions) {
                 let left = budget - started.elapsed().as_secs_f64();
                 let fit = ((left / round).floor() as u32 + 1).clamp(1, runs);
                 if fit < runs {
-                    note(format!("--budget-seconds {budget}: {fit} runs instead of {runs} (one run took {round:.0} s)"), &mut notes);
+                    note(
+                        format!("--budget-seconds {budget}: {fit} runs instead of {runs} (one run took {round:.0} s)"),
+                        &mut notes,
+                    );
                     runs = fit;
                     projected = round * runs as f64;
                 }
@@ -290,7 +305,10 @@ fn run(o: RunOptions) {
     machine.set("runs", runs.to_string());
     machine.set("scale", format!("{}", o.scale));
     machine.set("threads", o.threads.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
-    machine.set("duration", format!("{:.0} s ({:.0} s of rounds)", started.elapsed().as_secs_f64(), rounds_started.elapsed().as_secs_f64()));
+    machine.set(
+        "duration",
+        format!("{:.0} s ({:.0} s of rounds)", started.elapsed().as_secs_f64(), rounds_started.elapsed().as_secs_f64()),
+    );
     let _ = std::fs::write(o.out.join("machine.txt"), machine.to_text());
     let _ = std::fs::write(o.out.join("notes.txt"), notes.iter().map(|n| format!("{n}\n")).collect::<String>());
     let _ = std::fs::remove_dir_all(&scratch);

@@ -92,8 +92,10 @@ pub fn utc_now() -> String {
 pub fn this_machine(label: Option<&str>) -> Machine {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cpu = first_line_of("/proc/cpuinfo", "model name").unwrap_or_else(|| "?".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default();
-    let distro = first_line_of("/etc/os-release", "PRETTY_NAME=").map(|s| s.trim_matches('"').to_string()).unwrap_or_default();
+    let kernel =
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default();
+    let distro =
+        first_line_of("/etc/os-release", "PRETTY_NAME=").map(|s| s.trim_matches('"').to_string()).unwrap_or_default();
     let mem_kib: u64 = first_line_of("/proc/meminfo", "MemTotal")
         .and_then(|v| v.trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0);

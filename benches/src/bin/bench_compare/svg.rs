@@ -16,9 +16,9 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-fn legend(out: &mut String, series: &[String], x: f64, y: f64) {
+fn legend(out: &mut String, series: &[String], x: f64, y: f64, per_row: usize) {
     for (i, name) in series.iter().enumerate() {
-        let (cx, cy) = (x + (i % 6) as f64 * 150.0, y + (i / 6) as f64 * 18.0);
+        let (cx, cy) = (x + (i % per_row) as f64 * 150.0, y + (i / per_row) as f64 * 18.0);
         let _ = write!(
             out,
             r#"<rect x="{cx}" y="{}" width="12" height="12" fill="{}"/><text x="{}" y="{}" font-size="12">{}</text>"#,
@@ -34,7 +34,15 @@ fn legend(out: &mut String, series: &[String], x: f64, y: f64) {
 /// Bars of `values[category][series]` (ratios, > 0), drawn up or down from
 /// 1.0 on a log2 axis between `lo` and `hi`; values outside are clipped and
 /// labelled with their value.
-pub fn ratio_bars(title: &str, y_label: &str, categories: &[String], series: &[String], values: &[Vec<Option<f64>>], lo: f64, hi: f64) -> String {
+pub fn ratio_bars(
+    title: &str,
+    y_label: &str,
+    categories: &[String],
+    series: &[String],
+    values: &[Vec<Option<f64>>],
+    lo: f64,
+    hi: f64,
+) -> String {
     let bar = 9.0;
     let group_w = bar * series.len() as f64 + 14.0;
     let (left, top, plot_h) = (70.0, 60.0 + 18.0 * series.len().div_ceil(6) as f64, 320.0);
@@ -48,7 +56,7 @@ pub fn ratio_bars(title: &str, y_label: &str, categories: &[String], series: &[S
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>"#
     );
     let _ = write!(s, r#"<text x="{left}" y="22" font-size="16" font-weight="bold">{}</text>"#, esc(title));
-    legend(&mut s, series, left, 46.0);
+    legend(&mut s, series, left, 46.0, 6);
     let mut tick = lo;
     while tick <= hi * 1.0001 {
         let y = y_of(tick);
@@ -90,11 +98,20 @@ pub fn ratio_bars(title: &str, y_label: &str, categories: &[String], series: &[S
                     );
                     if *v > hi || *v < lo {
                         let ty = if *v > hi { y0 - 3.0 } else { y0 + h + 10.0 };
-                        let _ = write!(s, r#"<text x="{:.1}" y="{ty:.1}" font-size="9" text-anchor="middle">{v:.0}</text>"#, x + bar / 2.0);
+                        let _ = write!(
+                            s,
+                            r#"<text x="{:.1}" y="{ty:.1}" font-size="9" text-anchor="middle">{v:.0}</text>"#,
+                            x + bar / 2.0
+                        );
                     }
                 }
                 _ => {
-                    let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" font-size="9" text-anchor="middle">x</text>"#, x + bar / 2.0, one - 2.0);
+                    let _ = write!(
+                        s,
+                        r#"<text x="{:.1}" y="{:.1}" font-size="9" text-anchor="middle">x</text>"#,
+                        x + bar / 2.0,
+                        one - 2.0
+                    );
                 }
             }
         }
@@ -111,9 +128,17 @@ pub fn ratio_bars(title: &str, y_label: &str, categories: &[String], series: &[S
 }
 
 /// Lines of `points[series] = [(x, y)]` on log-log axes.
-pub fn log_lines(title: &str, x_label: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>)], x_fmt: fn(f64) -> String, y_fmt: fn(f64) -> String) -> String {
-    let all: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).filter(|&(x, y)| x > 0.0 && y > 0.0).collect();
-    let (width, height, left, top, plot_w, plot_h) = (900.0, 560.0, 80.0, 90.0, 780.0, 380.0);
+pub fn log_lines(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    x_fmt: fn(f64) -> String,
+    y_fmt: fn(f64) -> String,
+) -> String {
+    let all: Vec<(f64, f64)> =
+        series.iter().flat_map(|(_, p)| p.iter().copied()).filter(|&(x, y)| x > 0.0 && y > 0.0).collect();
+    let (width, height, left, top, plot_w, plot_h) = (900.0, 580.0, 80.0, 110.0, 780.0, 380.0);
     let mut s = String::new();
     let _ = write!(
         s,
@@ -121,14 +146,17 @@ pub fn log_lines(title: &str, x_label: &str, y_label: &str, series: &[(String, V
     );
     let _ = write!(s, r#"<text x="{left}" y="22" font-size="16" font-weight="bold">{}</text>"#, esc(title));
     let names: Vec<String> = series.iter().map(|(n, _)| n.clone()).collect();
-    legend(&mut s, &names, left, 46.0);
+    legend(&mut s, &names, left, 46.0, 5);
     if all.is_empty() {
         s.push_str("</svg>\n");
         return s;
     }
     let decade = |v: f64, up: bool| if up { 10f64.powf(v.log10().ceil()) } else { 10f64.powf(v.log10().floor()) };
     let (xlo, xhi) = (all.iter().map(|p| p.0).fold(f64::MAX, f64::min), all.iter().map(|p| p.0).fold(0.0, f64::max));
-    let (ylo, yhi) = (decade(all.iter().map(|p| p.1).fold(f64::MAX, f64::min), false), decade(all.iter().map(|p| p.1).fold(0.0, f64::max), true));
+    let (ylo, yhi) = (
+        decade(all.iter().map(|p| p.1).fold(f64::MAX, f64::min), false),
+        decade(all.iter().map(|p| p.1).fold(0.0, f64::max), true),
+    );
     let (xlo, xhi) = (xlo.log2(), xhi.log2().max(xlo.log2() + 1.0));
     let (ylo, yhi) = (ylo.log10(), yhi.log10().max(ylo.log10() + 1.0));
     let px = |x: f64| left + plot_w * (x.log2() - xlo) / (xhi - xlo);
@@ -159,7 +187,13 @@ pub fn log_lines(title: &str, x_label: &str, y_label: &str, series: &[(String, V
             x_fmt(x)
         );
     }
-    let _ = write!(s, r#"<text x="{}" y="{}" font-size="12" text-anchor="middle">{}</text>"#, left + plot_w / 2.0, top + plot_h + 40.0, esc(x_label));
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" font-size="12" text-anchor="middle">{}</text>"#,
+        left + plot_w / 2.0,
+        top + plot_h + 40.0,
+        esc(x_label)
+    );
     let _ = write!(
         s,
         r#"<text transform="translate(18,{:.0}) rotate(-90)" font-size="12" text-anchor="middle">{}</text>"#,
@@ -167,8 +201,11 @@ pub fn log_lines(title: &str, x_label: &str, y_label: &str, series: &[(String, V
         esc(y_label)
     );
     for (i, (name, points)) in series.iter().enumerate() {
-        let pts: Vec<String> =
-            points.iter().filter(|&&(x, y)| x > 0.0 && y > 0.0).map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y))).collect();
+        let pts: Vec<String> = points
+            .iter()
+            .filter(|&&(x, y)| x > 0.0 && y > 0.0)
+            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .collect();
         let _ = write!(
             s,
             r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"><title>{}</title></polyline>"#,

@@ -21,14 +21,42 @@ pub struct Workload {
 }
 
 pub const ALL: [Workload; 8] = [
-    Workload { name: "churn", what: "small objects replaced at random in a live set of 20k per thread", parallel: Parallel::Threads },
-    Workload { name: "prodcons", what: "N producer/consumer pairs: every free is from another thread", parallel: Parallel::Threads },
-    Workload { name: "tree", what: "binary trees of 64k 24-byte nodes built, walked, torn down", parallel: Parallel::Threads },
-    Workload { name: "realloc_grow", what: "256 buffers per thread grown by small reallocs to 1-128 KiB", parallel: Parallel::Threads },
-    Workload { name: "sparse_large", what: "8-64 MiB buffers with one record per 64 pages written", parallel: Parallel::Threads },
-    Workload { name: "false_sharing", what: "one 24-byte object per thread, allocated by main, written hard", parallel: Parallel::Threads },
+    Workload {
+        name: "churn",
+        what: "small objects replaced at random in a live set of 20k per thread",
+        parallel: Parallel::Threads,
+    },
+    Workload {
+        name: "prodcons",
+        what: "N producer/consumer pairs: every free is from another thread",
+        parallel: Parallel::Threads,
+    },
+    Workload {
+        name: "tree",
+        what: "binary trees of 64k 24-byte nodes built, walked, torn down",
+        parallel: Parallel::Threads,
+    },
+    Workload {
+        name: "realloc_grow",
+        what: "256 buffers per thread grown by small reallocs to 1-128 KiB",
+        parallel: Parallel::Threads,
+    },
+    Workload {
+        name: "sparse_large",
+        what: "8-64 MiB buffers with one record per 64 pages written",
+        parallel: Parallel::Threads,
+    },
+    Workload {
+        name: "false_sharing",
+        what: "one 24-byte object per thread, allocated by main, written hard",
+        parallel: Parallel::Threads,
+    },
     Workload { name: "python3", what: "python3: dicts, lists, strings, json round trip", parallel: Parallel::Copies },
-    Workload { name: "sqlite3", what: "sqlite3 :memory:: inserts, index, group by, join, update, delete", parallel: Parallel::Copies },
+    Workload {
+        name: "sqlite3",
+        what: "sqlite3 :memory:: inserts, index, group by, join, update, delete",
+        parallel: Parallel::Copies,
+    },
 ];
 
 /// The latency probe: one run per allocator, not part of the rounds.
