@@ -7,7 +7,7 @@
 #       runner, the C workloads and libpattern_alloc.so (release), and copies
 #       them with the peer libraries into DIR. DIR is self-contained: copy it
 #       to another x86_64 Linux machine (no cargo, no network needed) and run
-#       DIR/run --threads 1,2,4,8,16 --runs 3 --out OUTDIR --budget-seconds 330
+#       DIR/run --threads 1,2,4,8,16 --runs 5 --out OUTDIR --budget-seconds 330
 #   bash ci/bench-compare.sh --smoke [--no-install]
 #       prepare into target/bench-compare, then one short run of everything
 #       (CI: about 30 s after the build, plus 7 MB of Debian packages)
