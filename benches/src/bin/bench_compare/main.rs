@@ -188,6 +188,9 @@ fn run(o: RunOptions) {
         let _ = writeln!(f, "{header}");
         f
     };
+    // Written now and again at the end, so that a run cut short (a time limit)
+    // still leaves a results directory that `report` can read.
+    let _ = std::fs::write(o.out.join("machine.txt"), machine.to_text());
     let mut samples_csv = open("samples.csv", results::SAMPLES_HEADER);
     let mut latency_csv = open("latency.csv", results::LATENCY_HEADER);
 
@@ -225,6 +228,7 @@ fn run(o: RunOptions) {
                             free_ns: v[3],
                         };
                         let _ = latency_csv.write_all(results::latency_row(&p).as_bytes());
+                        let _ = latency_csv.flush();
                     }
                 }
             }
