@@ -6,6 +6,7 @@
 //!   bench-compare run --dir DIR [--out OUT] [--threads 1,2,4] [--runs 3] [--scale 1]
 //!                     [--budget-seconds S] [--timeout S] [--label NAME] [--smoke]
 //!                     [--workloads a,b] [--allocators a,b]
+//!       (threads by default: 1, 2, powers of two below the core count, the core count)
 //!   bench-compare report [--out OUT] [--update BENCHMARKS.md] RESULTS_DIR...
 
 mod allocators;
@@ -53,11 +54,26 @@ fn list(value: &str) -> Vec<String> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
+/// 1, 2, then powers of two up to the core count, and the core count itself.
+fn default_threads() -> Vec<u32> {
+    let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    let mut t = vec![1, 2];
+    let mut n = 4;
+    while n < cores {
+        t.push(n);
+        n *= 2;
+    }
+    if cores > 2 {
+        t.push(cores);
+    }
+    t
+}
+
 fn parse_run(args: &[String]) -> RunOptions {
     let mut o = RunOptions {
         dir: PathBuf::new(),
         out: PathBuf::from("bench-results"),
-        threads: vec![1, 2],
+        threads: default_threads(),
         runs: 3,
         scale: 1.0,
         budget: None,
