@@ -8,6 +8,7 @@
 //!
 //! Groups:
 //! - `malloc_free/<size>`: one alloc + one-byte write + free, small sizes.
+//! - `cross_thread_free/<size>`: blocks allocated on one thread, freed on another (per block).
 //! - `realloc_growth/100k`: `Vec<u32>` pushes 1..=100k via raw realloc (crosses into large blocks).
 //! - `large_alloc_free/<size>`: a large block allocated, one byte written, freed.
 //! - `large_alloc_touch_free/<size>`: the same with one byte written per page.
@@ -18,11 +19,12 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pattern_alloc::PatternAlloc;
-use pattern_alloc_benches::{layout, malloc_free, malloc_touch_free, page_size, realloc_growth};
+use pattern_alloc_benches::{cross_thread_free, layout, malloc_free, malloc_touch_free, page_size, realloc_growth};
 
 static PATTERN: PatternAlloc = PatternAlloc::new();
 
-const SMALL_SIZES: [usize; 6] = [16, 64, 256, 1024, 4096, 32768];
+const SMALL_SIZES: [usize; 12] = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768];
+const CROSS_SIZES: [usize; 3] = [16, 256, 4096];
 const LARGE_SIZES: [(usize, &str); 3] = [(64 << 10, "64KiB"), (1 << 20, "1MiB"), (8 << 20, "8MiB")];
 const GROWTH_COUNT: u32 = 100_000;
 
@@ -32,6 +34,16 @@ fn small(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("malloc_free/{size}"));
         group.bench_function("PatternAlloc", |b| b.iter(|| malloc_free(&PATTERN, black_box(layout))));
         group.bench_function("System", |b| b.iter(|| malloc_free(&System, black_box(layout))));
+        group.finish();
+    }
+}
+
+fn cross_thread(c: &mut Criterion) {
+    for size in CROSS_SIZES {
+        let layout = layout(size);
+        let mut group = c.benchmark_group(format!("cross_thread_free/{size}"));
+        group.bench_function("PatternAlloc", |b| b.iter_custom(|iters| cross_thread_free(&PATTERN, layout, iters)));
+        group.bench_function("System", |b| b.iter_custom(|iters| cross_thread_free(&System, layout, iters)));
         group.finish();
     }
 }
@@ -71,6 +83,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = small, growth, large
+    targets = small, cross_thread, growth, large
 }
 criterion_main!(benches);

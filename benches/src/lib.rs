@@ -99,3 +99,42 @@ pub fn realloc_growth<A: GlobalAlloc>(a: &A, count: u32) -> u32 {
         result
     }
 }
+
+/// `count` blocks allocated on this thread and freed on another: the
+/// allocating thread sends batches of 256 pointers over a channel to a
+/// freeing thread. Returns the time until the last block is freed. The
+/// channel and batch vectors use the program's global allocator, the same
+/// for every allocator measured.
+pub fn cross_thread_free<A: GlobalAlloc + Sync>(a: &'static A, layout: Layout, count: u64) -> std::time::Duration {
+    const BATCH: usize = 256;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<usize>>(64);
+    let started = std::time::Instant::now();
+    let freer = std::thread::spawn(move || {
+        for batch in rx {
+            for p in batch {
+                // SAFETY: every pointer came from `a.alloc(layout)` and is freed once.
+                unsafe { a.dealloc(p as *mut u8, layout) };
+            }
+        }
+    });
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(BATCH as u64) as usize;
+        let mut batch = Vec::with_capacity(n);
+        for _ in 0..n {
+            // SAFETY: `layout` has a non-zero size.
+            let p = unsafe { a.alloc(layout) };
+            if p.is_null() {
+                handle_alloc_error(layout);
+            }
+            // SAFETY: the block has at least one byte.
+            unsafe { ptr::write_volatile(p, 1) };
+            batch.push(p as usize);
+        }
+        tx.send(batch).expect("the freeing thread is alive");
+        left -= n as u64;
+    }
+    drop(tx);
+    freer.join().expect("the freeing thread does not panic");
+    started.elapsed()
+}
