@@ -117,8 +117,14 @@ unsafe fn report(runtime: &Runtime, signal: libc::c_int, info: &libc::siginfo_t,
     // SAFETY: SIGSEGV and SIGBUS carry si_addr.
     let address = unsafe { info.si_addr() } as u64;
     let registers = unsafe { registers(context) };
+    let sent = info.si_code <= 0;
     let mut buffer = LineBuffer::new();
-    let _ = write!(buffer, "pattern-alloc: {name} ({}) at address {address:#x}", code_meaning(signal, info.si_code));
+    if sent {
+        // SAFETY: a signal sent with kill() or sigqueue() carries the sender's pid.
+        let _ = write!(buffer, "pattern-alloc: {name} sent by process {}, not a fault", unsafe { info.si_pid() });
+    } else {
+        let _ = write!(buffer, "pattern-alloc: {name} ({}) at address {address:#x}", code_meaning(signal, info.si_code));
+    }
     if let Some(pc) = registers.pc {
         let _ = write!(buffer, ", pc {pc:#x}");
     }
@@ -126,24 +132,25 @@ unsafe fn report(runtime: &Runtime, signal: libc::c_int, info: &libc::siginfo_t,
     buffer.flush();
 
     let mut found = 0;
-    if decode(runtime, address).is_some() {
+    // An address of all 0xff bytes is worth naming (registers holding -1 are not).
+    if !sent && decode(runtime, address, true).is_some() {
         let _ = write!(buffer, "pattern-alloc:   fault address = {address:#018x}: ");
-        describe(&mut buffer, runtime, address);
+        describe(&mut buffer, runtime, address, true);
         let _ = writeln!(buffer);
         buffer.flush();
         found += 1;
     }
     for (name, value) in registers.general.iter().take(registers.count) {
-        if decode(runtime, *value).is_some() {
+        if decode(runtime, *value, false).is_some() {
             let _ = write!(buffer, "pattern-alloc:   {name} = {value:#018x}: ");
-            describe(&mut buffer, runtime, *value);
+            describe(&mut buffer, runtime, *value, false);
             let _ = writeln!(buffer);
             buffer.flush();
             found += 1;
         }
     }
     if found == 0 {
-        let _ = writeln!(buffer, "pattern-alloc:   no general register holds a pattern value");
+        let _ = writeln!(buffer, "pattern-alloc:   neither the address nor a general register holds a pattern value");
         buffer.flush();
     }
 }
@@ -165,9 +172,9 @@ fn code_meaning(signal: libc::c_int, code: libc::c_int) -> &'static str {
 
 /// The pattern byte `value` is made of, and the offset above the repeated
 /// pattern: 8 repeated bytes, or 4 repeated bytes zero-extended (a 32-bit
-/// load), plus at most `MAX_OFFSET`. 0x00 and 0xff are left out: zeros and
-/// minus one are everywhere.
-fn decode(runtime: &Runtime, value: u64) -> Option<(u8, u64, bool)> {
+/// load), plus at most `MAX_OFFSET`. 0x00 is left out (zeros are everywhere),
+/// and 0xff unless `allow_ff` (so is minus one).
+fn decode(runtime: &Runtime, value: u64, allow_ff: bool) -> Option<(u8, u64, bool)> {
     let byte = (value >> 56) as u8;
     let (byte, base, narrow) = if byte == 0 {
         let byte = (value >> 24) as u8;
@@ -176,7 +183,7 @@ fn decode(runtime: &Runtime, value: u64) -> Option<(u8, u64, bool)> {
         (byte, u64::from_ne_bytes([byte; 8]), false)
     };
     let offset = value.wrapping_sub(base);
-    if byte == 0 || byte == 0xff || offset >= MAX_OFFSET || !is_pattern(runtime, byte) {
+    if byte == 0 || (byte == 0xff && !allow_ff) || offset >= MAX_OFFSET || !is_pattern(runtime, byte) {
         return None;
     }
     Some((byte, offset, narrow))
@@ -187,8 +194,8 @@ fn is_pattern(runtime: &Runtime, byte: u8) -> bool {
 }
 
 /// "alloc pattern of size class 7 (up to 128 bytes)" and the like.
-fn describe(buffer: &mut LineBuffer, runtime: &Runtime, value: u64) {
-    let Some((byte, offset, narrow)) = decode(runtime, value) else { return };
+fn describe(buffer: &mut LineBuffer, runtime: &Runtime, value: u64, allow_ff: bool) {
+    let Some((byte, offset, narrow)) = decode(runtime, value, allow_ff) else { return };
     let classes = runtime.patterns.iter().filter(|&&p| p == byte).count();
     let mut first = true;
     if classes == CLASS_COUNT {
