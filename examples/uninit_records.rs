@@ -39,7 +39,13 @@ fn checksum(bytes: &[u8]) -> u64 {
 fn pack(names: &[String]) -> Vec<u8> {
     let mut table: Vec<u8> = Vec::with_capacity(names.len() * SLOT);
     // BUG: claims every byte is initialized; only the names are written below.
-    unsafe { table.set_len(names.len() * SLOT) };
+    // Clippy's uninit_vec lint flags this form (the allow stands for the
+    // review that waved it through); when the reservation and the set_len are
+    // in different functions no lint sees it, and the hunt still does.
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        table.set_len(names.len() * SLOT)
+    };
     for (slot, name) in table.chunks_exact_mut(SLOT).zip(names) {
         let length = name.len().min(SLOT);
         slot[..length].copy_from_slice(&name.as_bytes()[..length]);

@@ -123,7 +123,8 @@ unsafe fn report(runtime: &Runtime, signal: libc::c_int, info: &libc::siginfo_t,
         // SAFETY: a signal sent with kill() or sigqueue() carries the sender's pid.
         let _ = write!(buffer, "pattern-alloc: {name} sent by process {}, not a fault", unsafe { info.si_pid() });
     } else {
-        let _ = write!(buffer, "pattern-alloc: {name} ({}) at address {address:#x}", code_meaning(signal, info.si_code));
+        let _ =
+            write!(buffer, "pattern-alloc: {name} ({}) at address {address:#x}", code_meaning(signal, info.si_code));
     }
     if let Some(pc) = registers.pc {
         let _ = write!(buffer, ", pc {pc:#x}");

@@ -7,6 +7,8 @@
 //   nondeterministic  prints its process id: differs from run to run by itself;
 //   checked-pointer   reads a pointer from a fresh block and follows it when not
 //                 NULL: exits 0 under fill=0x00, crashes under any other pattern;
+//   spin          sleeps 1 ms as many times as a fresh block's 4th int says:
+//                 returns at once under fill=0x00, runs for weeks under 0xaa;
 //   fresh-byte    prints what byte 10 of a fresh 64-byte block reads as;
 //   exit N        exits with status N after allocating.
 #include "common.h"
@@ -89,6 +91,16 @@ int main(int argc, char **argv) {
         printf("no pointer\n");
         return 0;
     }
+    if (!strcmp(mode, "spin")) {
+        unsigned *block = opaque(malloc(64));
+        unsigned rounds = ((volatile unsigned *)block)[3];
+        for (unsigned i = 0; i < rounds; i++) {
+            usleep(1000);
+        }
+        printf("%u rounds\n", rounds);
+        free(block);
+        return 0;
+    }
     if (!strcmp(mode, "fresh-byte")) {
         unsigned char *block = opaque(malloc(64));
         printf("0x%02x\n", ((volatile unsigned char *)block)[10]);
@@ -99,6 +111,6 @@ int main(int argc, char **argv) {
         free(opaque(malloc(100)));
         return atoi(argv[2]);
     }
-    fprintf(stderr, "usage: hunt_subjects correct|stdin|nondeterministic|checked-pointer|fresh-byte|exit N\n");
+    fprintf(stderr, "usage: hunt_subjects correct|stdin|nondeterministic|checked-pointer|spin|fresh-byte|exit N\n");
     return 2;
 }

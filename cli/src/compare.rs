@@ -116,6 +116,11 @@ pub fn pattern_in_line(line: &[u8], pattern: u8) -> Option<(String, u64)> {
     ];
     let signed = [i64::from(i16::from_ne_bytes([pattern; 2])), i64::from(i32::from_ne_bytes([pattern; 4]))];
     let text = String::from_utf8_lossy(line).to_lowercase();
+    // Bytes shown escaped, as Rust's escape_ascii or a C "\\x%02x" loop prints them.
+    let escaped = format!("\\x{pattern:02x}\\x{pattern:02x}");
+    if text.contains(&escaped) {
+        return Some((escaped, 0));
+    }
     text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).filter(|word| !word.is_empty()).find_map(|word| {
         let digits = word.trim_start_matches("0x");
         if words.iter().any(|w| w == word) || (digits.len() >= 4 && digits.contains(&hex_pair)) {
@@ -145,14 +150,15 @@ mod tests {
 
     #[test]
     fn pattern_values_are_recognized() {
-        let found = |line: &[u8], pattern| pattern_in_line(line, pattern).map(|(w, d)| (w, d));
+        let found = pattern_in_line;
         assert_eq!(found(b"total: 2863311530 items", 0xaa), Some(("2863311530".to_string(), 0)));
         assert_eq!(found(b"4 letters: 2863311532", 0xaa), Some(("2863311532".to_string(), 2)));
         assert_eq!(found(b"id=0xaaaaaaaa", 0xaa), Some(("0xaaaaaaaa".to_string(), 0)));
         assert_eq!(found(b"misses: -1", 0xff), Some(("-1".to_string(), 0)));
-        assert_eq!(found(b"offset -21842", 0xaa), Some(("-21842".to_string(), 0)));
+        assert_eq!(found(b"offset -21846", 0xaa), Some(("-21846".to_string(), 0)));
         assert_eq!(found(b"total: 12 of 100000", 0xaa), None);
         assert_eq!(found(b"total: 0", 0x00), None);
+        assert_eq!(found(b"slot: ab\\xaa\\xaa\\xaa", 0xaa), Some(("\\xaa\\xaa".to_string(), 0)));
     }
 
     #[test]

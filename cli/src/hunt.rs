@@ -254,8 +254,8 @@ fn hint(firsts: &[(u8, &Outcome)]) -> String {
                 if let Some((word, above)) = compare::pattern_in_line(line, pattern) {
                     let plus = if above == 0 { String::new() } else { format!(" plus {above}") };
                     hint.push_str(&format!(
-                        "hint: under {} {} line {} shows '{word}': the pattern{plus}, read as a number. \
-                         That value started in heap memory nobody wrote.\n",
+                        "hint: under {} {} line {} shows '{word}', which is the pattern{plus}: \
+                         that value came from heap memory nobody wrote.\n",
                         label(pattern),
                         stream.name(),
                         index + 1
