@@ -246,7 +246,10 @@ fn describe_differences(report: &mut String, labels: &[String], outcomes: &[&Out
 fn hint(firsts: &[(u8, &Outcome)]) -> String {
     let mut hint = String::new();
     // A value that is the pattern itself, read as a number: the clearest sign.
-    'patterns: for &(pattern, outcome) in firsts {
+    // 0x00 and 0xff look like ordinary values; a distinctive pattern is shown first.
+    let mut by_distinctiveness = firsts.to_vec();
+    by_distinctiveness.sort_by_key(|(pattern, _)| matches!(pattern, 0x00 | 0xff));
+    'patterns: for &(pattern, outcome) in &by_distinctiveness {
         for stream in Stream::BOTH {
             let texts: Vec<&[u8]> = firsts.iter().map(|(_, o)| stream.of(o)).collect();
             if let Some((index, _)) = compare::first_difference(&texts) {
