@@ -50,7 +50,11 @@ fn a_missing_library_says_what_to_do() {
     let dir = programs_dir().join(format!("lonely-tool-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let lonely = dir.join("pattern-alloc");
-    std::fs::copy(tool(), &lonely).unwrap();
+    // A hard link, not a copy: a file just written may still be open for
+    // writing in a child another test thread forked (exec fails with ETXTBSY).
+    // The kernel names an executable by the path it was started from.
+    let _ = std::fs::remove_file(&lonely);
+    std::fs::hard_link(tool(), &lonely).unwrap();
     for subcommand in ["run", "hunt"] {
         let run = Exec::new(&lonely).args([subcommand, "--", "true"]).run();
         one_line_error(&run, "libpattern_alloc.so not found beside");
@@ -76,6 +80,25 @@ fn a_missing_library_says_what_to_do() {
     let run = Exec::new(tool()).env("PATTERN_ALLOC_LIB", "/nonexistent.so").args(["hunt", "true"]).run();
     one_line_error(&run, "PATTERN_ALLOC_LIB /nonexistent.so: no such file");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn hunting_a_program_the_library_cannot_enter_is_an_error_not_a_clean_result() {
+    // A statically linked program ignores LD_PRELOAD: every run would agree
+    // without the pattern ever reaching it.
+    let program = programs_dir().join("hunt_subjects-static");
+    let mut cmd = std::process::Command::new("gcc");
+    cmd.args(["-static", "-O1", "-I"])
+        .arg(sources_dir())
+        .arg("-o")
+        .arg(&program)
+        .arg(sources_dir().join("hunt_subjects.c"));
+    assert_success(&Exec::command(cmd).run(), "gcc -static (libc.a is in Debian's libc6-dev)");
+    let run = pattern_alloc(["hunt", "--"]).arg(&program).arg("correct").run();
+    assert_eq!(run.status.code(), Some(2), "{}", describe(&run));
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("pattern-alloc: the library was never initialized"), "{}", describe(&run));
+    assert!(run.stdout.is_empty(), "no verdict on stdout\n{}", describe(&run));
 }
 
 #[test]

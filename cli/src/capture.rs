@@ -99,6 +99,7 @@ impl Target<'_> {
         let elapsed = started.elapsed();
         if timed_out.is_some() {
             // Children that outlived it may still hold the pipes open.
+            // SAFETY: as above; the group outlives its leader while members remain.
             unsafe { libc::kill(-group, libc::SIGKILL) };
         }
         signals::set_running(0);
