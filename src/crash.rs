@@ -8,6 +8,10 @@
 //! (`report::LineBuffer`) and writes with write(2); it takes no lock and never
 //! allocates.
 //!
+//! The handler may run before the runtime exists (installed by the
+//! constructor, a fault before the first allocation): then it only passes the
+//! signal on.
+//!
 //! Alternate stack: sigaltstack is per thread. The thread that installs the
 //! handler (the one making the process's first allocation, normally the main
 //! thread) gets a 64 KiB mmap'd stack unless it already has one. Threads
@@ -18,7 +22,7 @@
 
 use core::cell::UnsafeCell;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use crate::init::Runtime;
 use crate::report::LineBuffer;
@@ -45,9 +49,42 @@ static PREVIOUS: Previous = Previous(UnsafeCell::new(unsafe { core::mem::zeroed(
 
 const SIGNALS: [libc::c_int; 2] = [libc::SIGSEGV, libc::SIGBUS];
 
-/// Installs the handler for SIGSEGV and SIGBUS. Called once, at initialization.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Installs the handler for SIGSEGV and SIGBUS (unless the constructor below
+/// did) and gives it the runtime's patterns. Called once, at initialization.
 pub fn install(runtime: &'static Runtime) {
+    // Referenced here so the linker keeps the constructor's object file.
+    core::hint::black_box(&EARLY_INSTALL);
     RUNTIME.store(runtime as *const Runtime as *mut Runtime, Ordering::Release);
+    install_handlers();
+}
+
+/// Rust's std decides at start-up whether to install its stack-overflow
+/// handler (it does when SIGSEGV is SIG_DFL), allocates, then installs it,
+/// replacing a handler our first allocation put in between. Its handler
+/// resets SIGSEGV to the default on any other fault, so ours would never run.
+/// A constructor runs before std's start-up: when `PATTERN_ALLOC` asks for
+/// crash reports, the handler is in place first and std leaves it alone
+/// (its "stack overflow" message is then replaced by our report).
+#[used]
+#[link_section = ".init_array"]
+static EARLY_INSTALL: extern "C" fn() = early_install;
+
+extern "C" fn early_install() {
+    let Some(options) = sys::getenv(b"PATTERN_ALLOC\0") else { return };
+    let mut config = crate::config::Config::DEFAULT;
+    // Problems are reported once, by the initialization proper.
+    crate::config::apply_options(&mut config, options, &mut |_| {});
+    if config.crash_report {
+        install_handlers();
+    }
+}
+
+fn install_handlers() {
+    if INSTALLED.swap(true, Ordering::AcqRel) {
+        return;
+    }
     ensure_alt_stack();
     for (index, &signal) in SIGNALS.iter().enumerate() {
         // SAFETY: sigaction with valid pointers; PREVIOUS is not read yet

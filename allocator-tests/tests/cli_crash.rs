@@ -3,7 +3,9 @@
 //! the same signal as without the handler, after one line naming the signal
 //! and one per register holding a pattern (with its size class under
 //! class_patterns=1). Faults on threads created later and signals sent with
-//! kill() are handed back the same way.
+//! kill() are handed back the same way. A Rust program with pattern-alloc as
+//! its global allocator gets the report too, although std installs its own
+//! SIGSEGV handler at start-up.
 
 use std::os::unix::process::ExitStatusExt as _;
 
@@ -81,4 +83,16 @@ fn a_sent_signal_is_raised_again() {
     let run = crash(64, "raise", Some("crash_report=1"));
     killed_by(&run, libc::SIGSEGV);
     assert!(run.stderr.contains("SIGSEGV sent by process"), "{}", describe(&run));
+}
+
+#[test]
+fn a_rust_program_reports_despite_std_s_own_handler() {
+    for where_ in ["main", "thread"] {
+        let run = Exec::new(env!("CARGO_BIN_EXE_crash_probe")).arg(where_).env("PATTERN_ALLOC", "crash_report=1").run();
+        killed_by(&run, libc::SIGSEGV);
+        register_line(&run, "0xaaaaaaaaaaaaaaaa: alloc pattern");
+        let silent = Exec::new(env!("CARGO_BIN_EXE_crash_probe")).arg(where_).run();
+        killed_by(&silent, libc::SIGSEGV);
+        assert!(!silent.stderr.contains("pattern-alloc:"), "{}", describe(&silent));
+    }
 }
