@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: `bash ci/test.sh`.
-# Formatting, lints, tests in debug and release, the main example (which exits
+# Formatting, lints, tests in debug and release, the main job (a hunt that must
+# find the bundled examples' bug), the uninit_capacity example (which exits
 # non-zero if pattern-alloc shows an unwritten byte that is not the pattern),
 # and a build of the benchmarks.
 set -euo pipefail
@@ -40,10 +41,17 @@ for backend in memfd eager auto; do
     PATTERN_ALLOC="backend=$backend" cargo test -p allocator-tests --release
 done
 
-section "main job: cargo run --release --example uninit_capacity"
+# examples/hunt.sh exits 0 only when `pattern-alloc hunt` found the bug (hunt exit 1).
+section "main job: bash examples/hunt.sh (hunt finds the C example's uninitialized read)"
+bash examples/hunt.sh
+
+section "main job, Rust example: bash examples/hunt.sh rust"
+bash examples/hunt.sh rust
+
+section "example: cargo run --release --example uninit_capacity"
 cargo run --release --example uninit_capacity
 
-section "main job with options: PATTERN_ALLOC=fill=0x5c:free_fill=0x55:class_patterns=1:backend=eager"
+section "example with options: PATTERN_ALLOC=fill=0x5c:free_fill=0x55:class_patterns=1:backend=eager"
 PATTERN_ALLOC=fill=0x5c:free_fill=0x55:class_patterns=1:backend=eager cargo run --release --example uninit_capacity
 
 section "benchmarks build: cargo bench -p pattern-alloc-benches --no-run"

@@ -76,6 +76,8 @@ pub struct Config {
     pub stats: bool,
     /// Print the effective configuration to stderr at initialization.
     pub verbose: bool,
+    /// Decode SIGSEGV/SIGBUS: name registers holding a pattern (`crash.rs`).
+    pub crash_report: bool,
 }
 
 impl Config {
@@ -88,6 +90,7 @@ impl Config {
         large_threshold: MAX_SMALL_SIZE,
         stats: false,
         verbose: false,
+        crash_report: false,
     };
 
     /// The pattern byte of class `class` (`LARGE_CLASS` for large blocks).
@@ -175,6 +178,7 @@ fn apply_one(config: &mut Config, key: &[u8], value: &[u8]) -> Result<(), &'stat
         }
         b"stats" => config.stats = parse_bool(value).ok_or("0 or 1")?,
         b"verbose" => config.verbose = parse_bool(value).ok_or("0 or 1")?,
+        b"crash_report" => config.crash_report = parse_bool(value).ok_or("0 or 1")?,
         _ => return Err(""),
     }
     Ok(())
@@ -256,14 +260,14 @@ mod tests {
     #[test]
     fn every_key_takes_effect() {
         let (config, problems) =
-            parse("fill=0x11:free_fill=0x55:class_patterns=1:backend=eager:large_threshold=4K:stats=1:verbose=yes:refpage_nr=500");
+            parse("fill=0x11:free_fill=0x55:class_patterns=1:backend=eager:large_threshold=4K:stats=1:verbose=yes:refpage_nr=500:crash_report=1");
         assert_eq!(problems, 0);
         assert_eq!(config.fill, 0x11);
         assert_eq!(config.free_fill, Some(0x55));
         assert_eq!(config.class_patterns, ClassPatterns::Distinct);
         assert_eq!(config.backend, Backend::Eager);
         assert_eq!(config.large_threshold, 4096);
-        assert!(config.stats && config.verbose);
+        assert!(config.stats && config.verbose && config.crash_report);
         assert_eq!(config.refpage_nr, Some(500));
     }
 

@@ -14,7 +14,7 @@ use crate::config::{apply_options, Config, OptionError};
 use crate::report::{self, Escaped};
 use crate::size_class::CLASS_COUNT;
 use crate::stats::{self, Stats};
-use crate::{large, lock, pages, small, sys};
+use crate::{crash, large, lock, pages, small, sys};
 
 /// The configuration as the allocator uses it.
 pub struct Runtime {
@@ -127,6 +127,9 @@ fn after_ready() {
     }
     if runtime.config.verbose {
         report::print_config(&runtime.config, pages::backend_name());
+    }
+    if runtime.config.crash_report {
+        crash::install(runtime);
     }
 }
 

@@ -18,6 +18,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod config;
+mod crash;
 mod dispatch;
 mod fill;
 mod init;

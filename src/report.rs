@@ -92,8 +92,8 @@ pub fn print_config(config: &Config, backend: &str) {
     }
     let _ = writeln!(
         buffer,
-        " large_threshold={} stats={} verbose={}",
-        config.large_threshold, config.stats as u8, config.verbose as u8
+        " large_threshold={} stats={} verbose={} crash_report={}",
+        config.large_threshold, config.stats as u8, config.verbose as u8, config.crash_report as u8
     );
     buffer.flush();
 }

@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
+pub mod cli;
 pub mod preload;
 
 pub use pattern_alloc::{
