@@ -37,7 +37,9 @@ mod imp {
             return;
         }
         if found == 0 {
-            report::fatal(format_args!("double free of {ptr:p} (size class of {size} bytes; its memory is tagged free)"));
+            report::fatal(format_args!(
+                "double free of {ptr:p} (size class of {size} bytes; its memory is tagged free)"
+            ));
         }
         report::fatal(format_args!(
             "invalid free of {ptr:p}: the pointer carries tag {given:#x}, the block of {size} bytes tag {found:#x}"
@@ -116,11 +118,7 @@ mod imp {
             return user;
         }
         mte::ensure_thread();
-        let tag = if mte::random_tags() {
-            mte::random_tag(1)
-        } else {
-            mte::class_tag(crate::size_class::LARGE_CLASS)
-        };
+        let tag = if mte::random_tags() { mte::random_tag(1) } else { mte::class_tag(crate::size_class::LARGE_CLASS) };
         let tagged = mte::with_tag(user, tag);
         // SAFETY: the block's usable pages are ours and PROT_MTE.
         unsafe {

@@ -62,7 +62,12 @@ fn blocks_carry_their_class_tag_and_correct_use_does_not_trap() {
             let class = A.class_of_layout(layout(2 * size, 16));
             assert_eq!(tag_of(grown), tags[class], "realloc to {}", 2 * size);
             check_stamp(grown, size, size as u64).unwrap();
-            assert_bytes(grown.add(size), A.usable_size(grown) - size, A.pattern_of(layout(2 * size, 16)), "realloc tail");
+            assert_bytes(
+                grown.add(size),
+                A.usable_size(grown) - size,
+                A.pattern_of(layout(2 * size, 16)),
+                "realloc tail",
+            );
             A.dealloc(grown, layout(2 * size, 16));
         }
         let z = unsafe { A.alloc_zeroed(l) };
@@ -139,7 +144,12 @@ fn overflow_into_a_block_of_another_class_traps() {
         let reach = address(q) as usize - address(p) as usize;
         read_volatile(p.wrapping_add(reach));
     });
-    assert_eq!(code, TRAPPED_SYNC, "reading another class's block through a 48-byte block's pointer: {}", describe(code));
+    assert_eq!(
+        code,
+        TRAPPED_SYNC,
+        "reading another class's block through a 48-byte block's pointer: {}",
+        describe(code)
+    );
     // The same access through q's own pointer is fine.
     assert_eq!(
         in_child(|| unsafe {
@@ -191,4 +201,36 @@ fn threads_created_before_the_first_allocation_are_tagged_too() {
         libc::pthread_join(thread, core::ptr::null_mut());
     });
     assert_eq!(code, TRAPPED_SYNC, "use after free on a second thread: {}", describe(code));
+}
+
+#[test]
+fn the_c_abi_returns_and_accepts_tagged_pointers() {
+    use pattern_alloc::raw;
+    if !tagging_or_skip("C ABI") {
+        return;
+    }
+    for size in [24, 3000, 100_000] {
+        let p = raw::allocate(size, 16, false);
+        assert!(!p.is_null());
+        let class = A.class_of_layout(layout(size, 16));
+        assert_eq!(tag_of(p), DEFAULT_CLASS_TAGS[class], "malloc({size})");
+        assert_eq!(raw::owner_of(p), raw::Owner::Us);
+        unsafe {
+            let usable = raw::usable_size(p);
+            assert_eq!(usable, A.usable_size(p));
+            assert_bytes(p, usable, A.pattern_of(layout(size, 16)), format_args!("malloc({size})"));
+            stamp(p, usable, 7);
+            // C realloc keeps the whole old usable size.
+            let q = raw::reallocate(p, 3 * size);
+            assert!(!q.is_null());
+            assert_ne!(tag_of(q), 0);
+            check_stamp(q, usable, 7).unwrap();
+            assert_eq!(raw::deallocate(q), raw::Owner::Us);
+        }
+        let z = raw::allocate(size, 16, true);
+        unsafe {
+            assert_bytes(z, raw::usable_size(z), 0, format_args!("calloc({size})"));
+            raw::deallocate(z);
+        }
+    }
 }

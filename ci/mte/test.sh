@@ -30,29 +30,55 @@ fi
 source ci/mte/env.sh
 target=aarch64-unknown-linux-gnu
 cargo_test() {
-    nice -n 10 cargo test --release --target "$target" --workspace --exclude pattern-alloc-benches "$@"
+    nice -n 10 cargo test --release --target "$target" "$@"
 }
 
-# Tests that need something qemu-user cannot give, skipped with the reason:
+# What qemu-user cannot run, left out with the reason:
 # - preload_*: they run host programs (gcc-built C programs, python3, sqlite3)
-#   under LD_PRELOAD of the aarch64 library; without binfmt_misc the kernel
-#   cannot exec aarch64 programs, and host programs cannot load an arm64 .so.
-# - lazy_*, memory_return: qemu-user 7.2 ignores madvise (MADV_DONTNEED is a
-#   successful no-op), so decommitted memory keeps its contents and RSS.
-skips=(--skip preload_ --skip lazy_ --skip memory_return)
+#   under LD_PRELOAD of the library, and a host program cannot load an arm64
+#   library (the C ABI's tagged pointers are tested through `raw` in mte.rs).
+# - lazy_fds: re-executes itself and counts descriptors; qemu holds its own.
+# - fork_while_other_threads_allocate: qemu 7.2 aborts when a child forked from
+#   a multi-threaded process creates a thread (qemu_plugin_vcpu_init_hook).
+# - freed_large_blocks_show_no_stale_data: process_vm_readv is ENOSYS in qemu-user.
+# - a_layout_mmap_cannot_satisfy_gives_null: under RLIMIT_AS = 1 TiB qemu
+#   cannot reserve the guest address space and the probe hangs.
+# - thousand_short_lived_threads: qemu keeps about 280 KiB per exited guest
+#   thread, so its RSS bound fails with or without MTE.
+tests=()
+for file in allocator-tests/tests/*.rs; do
+    name=$(basename "$file" .rs)
+    case "$name" in preload_* | lazy_fds) continue ;; esac
+    tests+=(--test "$name")
+done
+skips=(--skip fork_while_other_threads_allocate --skip freed_large_blocks_show_no_stale_data
+    --skip a_layout_mmap_cannot_satisfy_gives_null --skip thousand_short_lived_threads)
 
-section "build (release, $target): Debian $("$RUSTC" --version)"
-cargo_test --no-run
+section "build (release, $target): $("$RUSTC" --version)"
+cargo_test --workspace --exclude pattern-alloc-benches --no-run
 
-section "tests under qemu-aarch64 -cpu max, MTE_REQUIRED=1 (mte tests on, the rest untagged)"
-MTE_REQUIRED=1 cargo_test --no-fail-fast -- "${skips[@]}"
+section "unit tests under qemu-aarch64 -cpu max, MTE_REQUIRED=1"
+MTE_REQUIRED=1 cargo_test -p pattern-alloc --lib
 
-section "contract suite under qemu-aarch64 -cpu max with PATTERN_ALLOC=mte=sync"
-for t in contents realloc collections class_distinct class_table threads fork large_free misuse free_fill; do
-    MTE_REQUIRED=1 PATTERN_ALLOC=mte=sync cargo_test -p allocator-tests --test "$t"
+section "integration tests under qemu-aarch64 -cpu max, MTE_REQUIRED=1 (mte*.rs tagged, the rest untagged)"
+MTE_REQUIRED=1 cargo_test -p allocator-tests "${tests[@]}" -- "${skips[@]}"
+
+# Under mte=sync, also left out: lazy_* (MTE uses anonymous PROT_MTE memory,
+# not the lazy backends those tests examine) and free_fill (it reads freed
+# blocks through their stale pointers: exactly what MTE makes trap).
+tagged_tests=()
+for file in allocator-tests/tests/*.rs; do
+    name=$(basename "$file" .rs)
+    case "$name" in preload_* | lazy_* | free_fill) continue ;; esac
+    tagged_tests+=(--test "$name")
 done
 
+section "integration tests under qemu-aarch64 -cpu max with PATTERN_ALLOC=mte=sync (the contract, tagged)"
+MTE_REQUIRED=1 PATTERN_ALLOC=mte=sync cargo_test -p allocator-tests "${tagged_tests[@]}" -- "${skips[@]}"
+
 section "mte tests under qemu-aarch64 -cpu neoverse-n1 (no MTE: the untagged fallback)"
-MTE_CPU=neoverse-n1 bash -c 'source ci/mte/env.sh && nice -n 10 cargo test --release --target '"$target"' -p allocator-tests --test mte --test mte_random'
+MTE_CPU=neoverse-n1 bash -c "source ci/mte/env.sh && nice -n 10 cargo test --release --target $target \
+    -p allocator-tests --test mte --test mte_random && nice -n 10 cargo test --release --target $target \
+    -p pattern-alloc --lib pages::mte"
 
 section "all mte checks passed in $((SECONDS - start)) s"

@@ -197,11 +197,15 @@ pub unsafe fn set_tags(ptr: *mut u8, len: usize) {
     let end = cursor + len;
     // SAFETY (all asm below): each store lies inside the caller's range.
     while end - cursor >= 2 * GRANULE {
-        unsafe { asm!(".arch_extension memtag", "st2g {p}, [{p}]", p = in(reg) cursor, options(nostack, preserves_flags)) };
+        unsafe {
+            asm!(".arch_extension memtag", "st2g {p}, [{p}]", p = in(reg) cursor, options(nostack, preserves_flags))
+        };
         cursor += 2 * GRANULE;
     }
     if cursor != end {
-        unsafe { asm!(".arch_extension memtag", "stg {p}, [{p}]", p = in(reg) cursor, options(nostack, preserves_flags)) };
+        unsafe {
+            asm!(".arch_extension memtag", "stg {p}, [{p}]", p = in(reg) cursor, options(nostack, preserves_flags))
+        };
     }
 }
 
@@ -241,7 +245,9 @@ pub unsafe fn zero_and_tag(ptr: *mut u8, len: usize) {
         }
         while end - cursor >= block {
             // SAFETY: a whole aligned block inside the caller's range.
-            unsafe { asm!(".arch_extension memtag", "dc gzva, {p}", p = in(reg) cursor, options(nostack, preserves_flags)) };
+            unsafe {
+                asm!(".arch_extension memtag", "dc gzva, {p}", p = in(reg) cursor, options(nostack, preserves_flags))
+            };
             cursor += block;
         }
     }
@@ -255,7 +261,9 @@ pub unsafe fn zero_and_tag(ptr: *mut u8, len: usize) {
 #[inline(always)]
 unsafe fn stzg(address: usize) {
     // SAFETY: the caller's granule.
-    unsafe { asm!(".arch_extension memtag", "stzg {p}, [{p}]", p = in(reg) address, options(nostack, preserves_flags)) };
+    unsafe {
+        asm!(".arch_extension memtag", "stzg {p}, [{p}]", p = in(reg) address, options(nostack, preserves_flags))
+    };
 }
 
 /// `dc gzva`'s block size, or 0 where `dczid_el0` prohibits it (DZP) or the
