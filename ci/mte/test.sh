@@ -3,8 +3,9 @@
 # cross toolchain and qemu-user (ci/mte/install.sh), cross-builds the
 # workspace for aarch64-unknown-linux-gnu and runs its tests under
 # `qemu-aarch64 -cpu max` (MTE emulated, MTE_REQUIRED=1: a missing MTE
-# fails), the contract suite again with PATTERN_ALLOC=mte=sync, then the MTE
-# tests under `-cpu neoverse-n1` (no MTE) to prove the fallback.
+# fails), the contract suite again with PATTERN_ALLOC=mte=sync, the MTE and
+# contents tests with mte=async, then the MTE tests under `-cpu neoverse-n1`
+# (no MTE) to prove the fallback.
 # Run from anywhere: `bash ci/mte/test.sh`. The host toolchain is untouched:
 # Debian's rustc goes in through RUSTC/RUSTDOC only (ci/mte/env.sh).
 set -euo pipefail
@@ -75,6 +76,9 @@ done
 
 section "integration tests under qemu-aarch64 -cpu max with PATTERN_ALLOC=mte=sync (the contract, tagged)"
 MTE_REQUIRED=1 PATTERN_ALLOC=mte=sync cargo_test -p allocator-tests "${tagged_tests[@]}" -- "${skips[@]}"
+
+section "mte and contents tests under qemu-aarch64 -cpu max with PATTERN_ALLOC=mte=async (SEGV_MTEAERR)"
+MTE_REQUIRED=1 PATTERN_ALLOC=mte=async cargo_test -p allocator-tests --test mte --test contents
 
 section "mte tests under qemu-aarch64 -cpu neoverse-n1 (no MTE: the untagged fallback)"
 MTE_CPU=neoverse-n1 bash -c "source ci/mte/env.sh && nice -n 10 cargo test --release --target $target \
