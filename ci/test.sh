@@ -58,5 +58,7 @@ section "benchmarks build: cargo bench -p pattern-alloc-benches --no-run"
 cargo bench -p pattern-alloc-benches --no-run
 
 section "comparison smoke: bash ci/bench-compare.sh --smoke"; bash ci/bench-compare.sh --smoke
+section "arm64 + MTE under qemu: bash ci/mte/test.sh"
+bash ci/mte/test.sh  # arm64 cross-build + MTE tests under qemu-aarch64 (installs its own packages)
 
 section "all checks passed"

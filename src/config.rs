@@ -34,6 +34,39 @@ impl Backend {
     }
 }
 
+/// Arm64 memory tagging (DESIGN.md §7): off, or on with synchronous or
+/// asynchronous tag-check faults. Only arm64 Linux with MTE acts on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mte {
+    Off,
+    Sync,
+    Async,
+}
+
+/// Which allocation tag (1..15) a block gets under MTE; tag 0 marks freed memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MteTags {
+    /// `DEFAULT_CLASS_TAGS`: neighbouring classes differ.
+    PerClass,
+    /// A table given in code, one tag per class (the last row is large
+    /// blocks); a 0 in it is replaced by the default for that class.
+    Table([u8; CLASS_COUNT]),
+    /// A random tag per block, never that of either neighbour (as Scudo does),
+    /// so overflows into a block of the same class trap too.
+    Random,
+}
+
+/// `mte_tags=class`: tag `1 + class % 15`, so neighbouring classes differ.
+pub const DEFAULT_CLASS_TAGS: [u8; CLASS_COUNT] = {
+    let mut table = [0u8; CLASS_COUNT];
+    let mut class = 0;
+    while class < CLASS_COUNT {
+        table[class] = 1 + (class % 15) as u8;
+        class += 1;
+    }
+    table
+};
+
 /// Which byte a fresh block of each class reads as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClassPatterns {
@@ -72,6 +105,10 @@ pub struct Config {
     pub refpage_nr: Option<u32>,
     /// Requests of at most this many bytes are served by the slab front end.
     pub large_threshold: usize,
+    /// Arm64 memory tagging (`mte=off|sync|async`).
+    pub mte: Mte,
+    /// How MTE tags are chosen (`mte_tags=class|random`).
+    pub mte_tags: MteTags,
     /// Print a stats summary to stderr at exit.
     pub stats: bool,
     /// Print the effective configuration to stderr at initialization.
@@ -88,6 +125,8 @@ impl Config {
         backend: Backend::Auto,
         refpage_nr: None,
         large_threshold: MAX_SMALL_SIZE,
+        mte: Mte::Off,
+        mte_tags: MteTags::PerClass,
         stats: false,
         verbose: false,
         crash_report: false,
@@ -175,6 +214,21 @@ fn apply_one(config: &mut Config, key: &[u8], value: &[u8]) -> Result<(), &'stat
                 return Err(EXPECTED);
             }
             config.large_threshold = bytes;
+        }
+        b"mte" => {
+            config.mte = match value {
+                b"off" | b"0" => Mte::Off,
+                b"sync" | b"1" => Mte::Sync,
+                b"async" => Mte::Async,
+                _ => return Err("off, sync or async"),
+            }
+        }
+        b"mte_tags" => {
+            config.mte_tags = match value {
+                b"class" => MteTags::PerClass,
+                b"random" => MteTags::Random,
+                _ => return Err("class or random"),
+            }
         }
         b"stats" => config.stats = parse_bool(value).ok_or("0 or 1")?,
         b"verbose" => config.verbose = parse_bool(value).ok_or("0 or 1")?,
@@ -333,6 +387,19 @@ mod tests {
         assert_eq!(count, 2);
         assert_eq!(names, [&b"colour"[..], &b""[..]]);
         assert_eq!(config.fill, 0x12);
+    }
+
+    #[test]
+    fn mte_options() {
+        assert_eq!((Config::DEFAULT.mte, Config::DEFAULT.mte_tags), (Mte::Off, MteTags::PerClass));
+        let (config, problems) = parse("mte=sync:mte_tags=random");
+        assert_eq!((config.mte, config.mte_tags, problems), (Mte::Sync, MteTags::Random, 0));
+        let (config, problems) = parse("mte=async:mte_tags=class");
+        assert_eq!((config.mte, config.mte_tags, problems), (Mte::Async, MteTags::PerClass, 0));
+        let (config, problems) = parse("mte=maybe:mte_tags=odd");
+        assert_eq!((config, problems), (Config::DEFAULT, 2));
+        assert!(DEFAULT_CLASS_TAGS.iter().all(|&tag| (1..=15).contains(&tag)));
+        assert!(DEFAULT_CLASS_TAGS.windows(2).all(|pair| pair[0] != pair[1]));
     }
 
     #[test]

@@ -79,7 +79,8 @@ pub unsafe fn reallocate(runtime: &Runtime, ptr: *mut u8, old_size: usize, align
             }
         }
         None => {
-            if small_class(runtime, new_size, align).is_none() {
+            // Under MTE a large block moves by copy: its pages keep their tags.
+            if small_class(runtime, new_size, align).is_none() && !crate::tag::enabled() {
                 // SAFETY: not in a segment: a large block (checked inside).
                 return unsafe { large::realloc(ptr, old_size, new_size) };
             }

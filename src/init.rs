@@ -89,6 +89,7 @@ fn build_runtime(in_code: &Config) -> Runtime {
         apply_options(&mut config, options, &mut warn_option);
     }
     pages::select(&config);
+    pages::init_tagging(&config);
     if !small::init() {
         report::line(format_args!("warning: no pthread key left; all threads share one locked heap"));
     }

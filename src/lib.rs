@@ -31,10 +31,14 @@ mod size_class;
 mod small;
 mod stats;
 mod sys;
+mod tag;
 
 use core::alloc::{GlobalAlloc, Layout};
 
-pub use config::{apply_options, Backend, ClassPatterns, Config, OptionError, DEFAULT_FILL, DISTINCT_PATTERNS};
+pub use config::{
+    apply_options, Backend, ClassPatterns, Config, Mte, MteTags, OptionError, DEFAULT_CLASS_TAGS, DEFAULT_FILL,
+    DISTINCT_PATTERNS,
+};
 pub use size_class::{class_of, class_size, CLASS_COUNT, LARGE_CLASS, MAX_SMALL_SIZE, SMALL_CLASS_COUNT};
 pub use stats::{ClassStats, Stats};
 
@@ -91,6 +95,26 @@ impl PatternAlloc {
     pub const fn large_threshold(mut self, bytes: usize) -> Self {
         self.config.large_threshold = if bytes > MAX_SMALL_SIZE { MAX_SMALL_SIZE } else { bytes };
         self
+    }
+
+    /// Arm64 memory tagging (`mte=`): blocks carry a tag per size class and
+    /// stale or overflowing pointers trap. Ignored where MTE is absent.
+    pub const fn mte(mut self, mode: Mte) -> Self {
+        self.config.mte = mode;
+        self
+    }
+
+    /// How MTE tags are chosen (`mte_tags=`).
+    pub const fn mte_tags(mut self, tags: MteTags) -> Self {
+        self.config.mte_tags = tags;
+        self
+    }
+
+    /// Whether blocks handed out carry MTE tags (`mte=` asked for it and the
+    /// hardware has it).
+    pub fn mte_active(&self) -> bool {
+        init::runtime(&self.config);
+        tag::enabled()
     }
 
     /// Print a stats summary to stderr at process exit.

@@ -20,11 +20,13 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 pub mod cli;
+#[cfg(all(target_arch = "aarch64", target_os = "linux"))]
+pub mod mte;
 pub mod preload;
 
 pub use pattern_alloc::{
-    class_of, class_size, Backend, ClassPatterns, Config, PatternAlloc, Stats, CLASS_COUNT, DISTINCT_PATTERNS,
-    LARGE_CLASS, MAX_SMALL_SIZE, SMALL_CLASS_COUNT,
+    class_of, class_size, Backend, ClassPatterns, Config, Mte, MteTags, PatternAlloc, Stats, CLASS_COUNT,
+    DEFAULT_CLASS_TAGS, DISTINCT_PATTERNS, LARGE_CLASS, MAX_SMALL_SIZE, SMALL_CLASS_COUNT,
 };
 
 /// The page size large blocks are rounded to.
@@ -536,11 +538,27 @@ pub fn check_every_class_pattern(a: &PatternAlloc) -> [u8; CLASS_COUNT] {
     core::array::from_fn(|class| config.pattern(class))
 }
 
+/// A command that runs a program built for the target. Under emulation
+/// (`PATTERN_ALLOC_TEST_RUNNER="qemu-aarch64 -cpu max"`, set by ci/mte/) the
+/// emulator runs it: without binfmt_misc the kernel cannot exec it directly.
+pub fn target_command(program: &str) -> Command {
+    let runner = std::env::var("PATTERN_ALLOC_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(emulator) => {
+            let mut cmd = Command::new(emulator);
+            cmd.args(words).arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
 /// Runs the `probe` binary (path given by the caller, from
 /// `env!("CARGO_BIN_EXE_probe")`) with `PATTERN_ALLOC` set to `options`, or
 /// removed when `options` is None.
 pub fn run_probe(probe: &str, options: Option<&str>, args: &[&str]) -> Run {
-    let mut cmd = Command::new(probe);
+    let mut cmd = target_command(probe);
     cmd.args(args);
     match options {
         Some(value) => cmd.env("PATTERN_ALLOC", value),

@@ -107,6 +107,14 @@ pub fn library() -> &'static Path {
 }
 
 fn build_library() -> Result<PathBuf, String> {
+    if let Ok(runner) = std::env::var("PATTERN_ALLOC_TEST_RUNNER") {
+        // The C programs, their compiler and python3/sqlite3 are host programs;
+        // they cannot load a library built for the emulated target.
+        return Err(format!(
+            "the preload tests cannot run under emulation (PATTERN_ALLOC_TEST_RUNNER={runner}): they run host \
+             programs under LD_PRELOAD of the library; run them on the target itself"
+        ));
+    }
     let layout = build_layout();
     let lib = layout.profile_dir.join("libpattern_alloc.so");
     let by_hand = layout.build_command();

@@ -21,6 +21,7 @@ use crate::pages::{self, Contents, Mapping, PAGE_SIZE};
 use crate::report;
 use crate::size_class::LARGE_CLASS;
 use crate::stats::{self, GLOBAL};
+use crate::tag;
 
 const HEADER_MAGIC: u64 = 0x7061_7474_6572_6e21;
 
@@ -80,7 +81,7 @@ pub fn alloc(runtime: &Runtime, size: usize, align: usize, zeroed: bool) -> *mut
     }
     stats::add(&GLOBAL.large_allocs, 1);
     stats::add(&GLOBAL.large_bytes_allocated, usable as u64);
-    user
+    tag::large_block(user, usable, zeroed)
 }
 
 /// A cached mapping trimmed to `len`, with what its usable bytes read as.
@@ -125,9 +126,11 @@ fn live_header(user: *mut u8, what: &str) -> &'static mut Header {
 /// # Safety
 /// `user` is not in a slab segment.
 pub unsafe fn free(runtime: &Runtime, user: *mut u8) {
+    let (user, tag) = tag::split(user);
     let header = checked_header(user, registry::remove(user as usize), "free");
     let mapping = header.mapping;
     let usable = mapping.len - PAGE_SIZE;
+    tag::large_free(user, tag, usable, usable <= RESIDENT_MAX);
     stats::add(&GLOBAL.large_frees, 1);
     stats::add(&GLOBAL.large_bytes_freed, usable as u64);
     let contents = if usable <= RESIDENT_MAX {
@@ -152,11 +155,11 @@ pub unsafe fn free(runtime: &Runtime, user: *mut u8) {
 
 /// Whether `user` is a live large block (the C ABI forwards others to glibc).
 pub fn owns(user: *mut u8) -> bool {
-    registry::contains(user as usize)
+    registry::contains(tag::address(user) as usize)
 }
 
 pub fn usable_size(user: *mut u8) -> usize {
-    live_header(user, "usable-size query").mapping.len - PAGE_SIZE
+    live_header(tag::address(user), "usable-size query").mapping.len - PAGE_SIZE
 }
 
 /// Resizes a large block to `new_size` bytes in place or by moving its pages.

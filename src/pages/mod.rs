@@ -22,6 +22,8 @@
 
 mod eager;
 mod memfd;
+#[cfg(all(target_arch = "aarch64", target_os = "linux"))]
+pub mod mte;
 mod refpage;
 mod sources;
 mod sys_lazy;
@@ -93,6 +95,17 @@ pub fn select(config: &Config) {
     REFPAGE_NR.store(config.refpage_nr.map_or(-1, i64::from), Ordering::Relaxed);
     let active = if config.backend == Backend::Eager { EAGER } else { UNRESOLVED };
     ACTIVE.store(active, Ordering::Release);
+}
+
+/// Arm64 memory tagging (`mte=`): on where asked for and available; one
+/// warning line where asked for and absent.
+pub fn init_tagging(config: &Config) {
+    #[cfg(all(target_arch = "aarch64", target_os = "linux"))]
+    mte::init(config);
+    #[cfg(not(all(target_arch = "aarch64", target_os = "linux")))]
+    if config.mte != crate::config::Mte::Off {
+        report::line(format_args!("warning: mte: memory tagging needs arm64 Linux; tagging is off"));
+    }
 }
 
 /// The backend in use, or the one requested while nothing needed one yet.
@@ -212,6 +225,12 @@ fn map_lazy(len: usize, align: usize, offset: usize, pattern: u8) -> Option<Mapp
 /// what the caller would like untouched memory to read as; the result's
 /// `backing` says what it got.
 pub fn map(len: usize, align: usize, offset: usize, prefer: Contents) -> Option<Mapping> {
+    #[cfg(all(target_arch = "aarch64", target_os = "linux"))]
+    if mte::enabled() {
+        let mapping = mte::map(len, align, offset)?;
+        stats::add(&GLOBAL.bytes_mapped, len as u64);
+        return Some(mapping);
+    }
     let _errno = sys_lazy::ErrnoGuard::new();
     let lazy = match prefer {
         Contents::Pattern(pattern) => {

@@ -81,6 +81,10 @@ impl Heap {
     /// Writes what the contract promises over the whole block.
     #[inline]
     fn hand_out(&self, page: &Page, block: *mut u8, recycled: bool, zeroed: bool) -> *mut u8 {
+        #[cfg(all(target_arch = "aarch64", target_os = "linux"))]
+        if crate::tag::enabled() {
+            return super::tag::hand_out(&self.counters, page, block, recycled, zeroed);
+        }
         let size = page.block_size.get() as usize;
         // SAFETY: the block is ours now and `size` bytes long.
         unsafe {

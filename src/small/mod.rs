@@ -9,6 +9,8 @@
 mod heap;
 mod page;
 mod segment;
+#[cfg(all(target_arch = "aarch64", target_os = "linux"))]
+mod tag;
 mod tls;
 
 use core::sync::atomic::Ordering;
@@ -46,7 +48,8 @@ struct Located<'a> {
 /// Checks that `ptr` is the start of a block handed out from `segment`;
 /// anything else is a misuse that stops the process.
 #[inline]
-fn locate<'a>(segment: &'a Segment, ptr: *mut u8, what: &str) -> Located<'a> {
+fn locate<'a>(segment: &'a Segment, tagged: *mut u8, what: &str) -> Located<'a> {
+    let ptr = crate::tag::address(tagged);
     let index = segment.page_index(ptr);
     let page = &segment.pages[index];
     if index == 0 || page.state.load(Ordering::Acquire) != PAGE_IN_USE {
@@ -74,6 +77,7 @@ fn locate<'a>(segment: &'a Segment, ptr: *mut u8, what: &str) -> Located<'a> {
 #[inline]
 pub unsafe fn free(runtime: &Runtime, segment: &Segment, ptr: *mut u8) {
     let Located { page, size } = locate(segment, ptr, "free");
+    let ptr = crate::tag::small_free(ptr, size);
     let block = ptr as *mut Block;
     let cookie = ptr as u64 ^ runtime.secret;
     // SAFETY: the block is at least 16 bytes of our memory.

@@ -57,7 +57,7 @@ static SEGMENT_MAP: [AtomicU64; 1 << (ADDRESS_BITS - SEGMENT_SHIFT - 6)] =
 /// The segment holding `ptr`, if `ptr` lies in one.
 #[inline]
 pub fn segment_of(ptr: *const u8) -> Option<&'static Segment> {
-    let address = ptr as usize;
+    let address = crate::tag::address(ptr as *mut u8) as usize;
     if address >> ADDRESS_BITS != 0 {
         return None;
     }

@@ -125,6 +125,7 @@ pub fn heap() -> Option<&'static Heap> {
 
 #[cold]
 fn set_up() -> Option<&'static Heap> {
+    crate::tag::thread_starts();
     slot::set(SETTING_UP as *mut Heap);
     let Some(heap) = heap::acquire_heap() else {
         slot::set(null_mut());
