@@ -45,8 +45,11 @@ pub fn ratio_bars(
 ) -> String {
     let bar = 9.0;
     let group_w = bar * series.len() as f64 + 14.0;
-    let (left, top, plot_h) = (70.0, 60.0 + 18.0 * series.len().div_ceil(6) as f64, 320.0);
-    let width = left + group_w * categories.len() as f64 + 20.0;
+    // Wide enough for the title and a legend row; the legend wraps to the width.
+    let left = 70.0;
+    let width = (left + group_w * categories.len() as f64 + 20.0).max(9.0 * title.len() as f64 + left + 20.0);
+    let per_row = (((width - left) / 150.0) as usize).max(1);
+    let (top, plot_h) = (60.0 + 18.0 * series.len().div_ceil(per_row) as f64, 320.0);
     let height = top + plot_h + 130.0;
     let (llo, lhi) = (lo.log2(), hi.log2());
     let y_of = |v: f64| top + plot_h * (lhi - v.clamp(lo, hi).log2()) / (lhi - llo);
@@ -56,7 +59,7 @@ pub fn ratio_bars(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>"#
     );
     let _ = write!(s, r#"<text x="{left}" y="22" font-size="16" font-weight="bold">{}</text>"#, esc(title));
-    legend(&mut s, series, left, 46.0, 6);
+    legend(&mut s, series, left, 46.0, per_row);
     let mut tick = lo;
     while tick <= hi * 1.0001 {
         let y = y_of(tick);
