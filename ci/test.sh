@@ -49,4 +49,7 @@ PATTERN_ALLOC=fill=0x5c:free_fill=0x55:class_patterns=1:backend=eager cargo run 
 section "benchmarks build: cargo bench -p pattern-alloc-benches --no-run"
 cargo bench -p pattern-alloc-benches --no-run
 
+section "test kernel: the refpage backend on Linux 6.1 + refpage_create, under QEMU TCG"
+bash ci/kernel/test.sh
+
 section "all checks passed"
