@@ -64,6 +64,14 @@ fn sorted_files(dir: &str) -> Vec<PathBuf> {
     files
 }
 
+/// A command for `program` with a clean environment (nothing from the
+/// kernel's command line), before any variable of the run's own is set.
+fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear().env("PATH", "/bin").env("HOME", "/").env("TMPDIR", "/tmp").stdin(Stdio::null());
+    cmd
+}
+
 struct Runner {
     failures: Vec<String>,
 }
@@ -75,7 +83,6 @@ impl Runner {
         println!("init: ==== {what}");
         let _ = std::io::stdout().flush();
         let start = Instant::now();
-        cmd.env_clear().env("PATH", "/bin").env("HOME", "/").env("TMPDIR", "/tmp").stdin(Stdio::null());
         let result = if capture {
             cmd.output().map(|out| {
                 let (stdout, stderr) = (
@@ -132,26 +139,30 @@ fn main() {
     for config in CONFIGS {
         // The selection itself, as the allocator's stats report it.
         let options = format!("{config}:verbose=1");
-        let mut cmd = Command::new("/bin/compare");
+        let mut cmd = command("/bin/compare");
         cmd.arg("backend").env("PATTERN_ALLOC", &options);
         let what = format!("backend check with PATTERN_ALLOC={options}");
-        if let Some((stdout, _)) = runner.run(&what, cmd, true) {
+        if let Some((stdout, stderr)) = runner.run(&what, cmd, true) {
+            // verbose=1's config line shows the options arrived.
+            let applied = stderr.lines().any(|l| l.starts_with("pattern-alloc: config ") && l.contains(config));
+            runner.require(applied, format!("the allocator read PATTERN_ALLOC={options}"));
             let selected = stdout.lines().any(|l| l == "backend=refpage");
             runner.require(selected, format!("{config} selects refpage"));
         }
         for test in &tests {
             let name = test.file_name().unwrap().to_string_lossy();
-            let mut cmd = Command::new(test);
+            let mut cmd = command(test);
             cmd.env("PATTERN_ALLOC", config);
             runner.run(&format!("{name} with PATTERN_ALLOC={config}"), cmd, false);
         }
         for (program, args) in C_PROGRAMS {
             let path = Path::new("/c").join(program);
             let options = format!("{config}:stats=1");
-            let mut cmd = Command::new(&path);
+            let mut cmd = command(&path);
             cmd.args(args)
                 .env("PATTERN_ALLOC", &options)
                 .env("LD_PRELOAD", "/lib/libpattern_alloc.so")
+                .env("PA_LIB", "/lib/libpattern_alloc.so")
                 .env("EXPECT_FILL", "0xaa");
             let what = format!("C {program} {args:?} under LD_PRELOAD with PATTERN_ALLOC={options}");
             if let Some((_, stderr)) = runner.run(&what, cmd, true) {
@@ -160,7 +171,7 @@ fn main() {
             }
         }
     }
-    runner.run("compare (refpage vs memfd vs eager, 64 MiB)", Command::new("/bin/compare"), false);
+    runner.run("compare (refpage vs memfd vs eager, 64 MiB)", command("/bin/compare"), false);
     println!("init: guest time {:.1} s", boot.elapsed().as_secs_f64());
     finish(&runner.failures)
 }
