@@ -6,6 +6,9 @@
 //! each backend runs in a child of this program (`PATTERN_ALLOC=backend=X`),
 //! which first checks that it really got that backend. Under QEMU TCG the
 //! absolute times are those of an emulator, so the summary gives ratios.
+//! Times are counted in TSC ticks (rdtsc): the test kernel cannot calibrate
+//! the TSC under TCG and falls back to the jiffies clock, whose 4 ms steps
+//! would round a lazy block's return time to 0.
 //!
 //!   compare              the table and the ratios (exit 1 if a child failed)
 //!   compare backend      one 64 MiB block; prints `backend=NAME` and checks the pattern
@@ -15,7 +18,6 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
 use std::process::Command;
 use std::ptr::{read_volatile, write_volatile};
-use std::time::Instant;
 
 use pattern_alloc::PatternAlloc;
 
@@ -40,6 +42,12 @@ fn vm_rss_kib() -> u64 {
         .expect("VmRSS")
 }
 
+/// The time-stamp counter: in QEMU TCG it follows the host's clock.
+fn ticks() -> u64 {
+    // SAFETY: rdtsc has no preconditions on x86_64.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -47,11 +55,11 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// A fresh 64 MiB block, checked to read as the pattern at one word per page.
 fn fresh_block() -> (*mut u8, f64) {
-    let start = Instant::now();
+    let start = ticks();
     let p = black_box(unsafe { A.alloc(block_layout()) });
-    let ms = start.elapsed().as_secs_f64() * 1e3;
+    let took = (ticks() - start) as f64;
     assert!(!p.is_null(), "64 MiB allocation failed");
-    (p, ms)
+    (p, took)
 }
 
 fn check_pattern(p: *const u8) {
@@ -81,12 +89,12 @@ fn child(wanted: &str) {
     check_pattern(first);
     let (mut returned, mut written, mut rss) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..REPS {
-        let (p, ms) = fresh_block();
-        returned.push(ms);
-        let start = Instant::now();
+        let (p, took) = fresh_block();
+        returned.push(took);
+        let start = ticks();
         unsafe { core::ptr::write_bytes(p, 0x11, BLOCK) };
         black_box(p);
-        written.push(start.elapsed().as_secs_f64() * 1e3);
+        written.push((ticks() - start) as f64);
         held.push(p);
 
         let before = vm_rss_kib();
@@ -98,7 +106,7 @@ fn child(wanted: &str) {
         held.push(p);
     }
     println!(
-        "result backend={wanted} return_ms={:.3} write_ms={:.3} rss_kib={:.0}",
+        "result backend={wanted} return_ticks={:.0} write_ticks={:.0} rss_kib={:.0}",
         median(returned),
         median(written),
         median(rss)
@@ -129,7 +137,7 @@ fn run_child(backend: &str) -> Option<Row> {
     let value = |key: &str| -> Option<f64> {
         line.split(' ').find_map(|w| w.strip_prefix(key)?.strip_prefix('=')).and_then(|v| v.parse().ok())
     };
-    Some(Row { returned: value("return_ms")?, written: value("write_ms")?, rss_kib: value("rss_kib")? })
+    Some(Row { returned: value("return_ticks")?, written: value("write_ticks")?, rss_kib: value("rss_kib")? })
 }
 
 fn compare() -> bool {
@@ -139,13 +147,13 @@ fn compare() -> bool {
     }
     let rows: Vec<Row> = rows.into_iter().flatten().collect();
     println!("compare: 64 MiB block, medians of {REPS}, measured under QEMU TCG (emulated: compare ratios only)");
-    println!("compare: {:<8} {:>12} {:>12} {:>16}", "backend", "return ms", "write ms", "RSS after 1% KiB");
+    println!("compare: {:<8} {:>16} {:>16} {:>16}", "backend", "return Mticks", "write Mticks", "RSS after 1% KiB");
     for (name, row) in BACKENDS.iter().zip(&rows) {
-        println!("compare: {name:<8} {:>12.3} {:>12.1} {:>16.0}", row.returned, row.written, row.rss_kib);
+        println!("compare: {name:<8} {:>16.4} {:>16.1} {:>16.0}", row.returned / 1e6, row.written / 1e6, row.rss_kib);
     }
     let (refpage, memfd, eager) = (&rows[0], &rows[1], &rows[2]);
     println!(
-        "compare: time to return: eager/refpage {:.0}x, eager/memfd {:.0}x, memfd/refpage {:.2}x",
+        "compare: time to return: eager/refpage {:.0}x, eager/memfd {:.0}x, memfd/refpage {:.1}x",
         eager.returned / refpage.returned,
         eager.returned / memfd.returned,
         memfd.returned / refpage.returned
