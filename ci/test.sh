@@ -60,5 +60,7 @@ cargo bench -p pattern-alloc-benches --no-run
 section "comparison smoke: bash ci/bench-compare.sh --smoke"; bash ci/bench-compare.sh --smoke
 section "arm64 + MTE under qemu: bash ci/mte/test.sh"
 bash ci/mte/test.sh  # arm64 cross-build + MTE tests under qemu-aarch64 (installs its own packages)
+section "test kernel: the refpage backend on Linux 6.1 + refpage_create, under QEMU TCG"
+bash ci/kernel/test.sh
 
 section "all checks passed"

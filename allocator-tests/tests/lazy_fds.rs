@@ -1,8 +1,11 @@
 //! The lazy backends live on file descriptors that the program owns too
 //! (DESIGN.md §4): it may close ours, reuse the number for another file, start
 //! with 0-2 closed, or run under a seccomp filter. None of that may make a
-//! block show anything but the pattern, and the refpage probe must decide
-//! "absent" on this kernel without leaving a descriptor or touching fds 0-2.
+//! block show anything but the pattern, and the refpage probe must decide as
+//! the kernel is: "absent" on a stock kernel (448 is process_mrelease there),
+//! "present" on the test kernel of ci/kernel/ (which has refpage_create at
+//! 448), without leaving any other descriptor or touching fds 0-2. Which of
+//! the two this kernel is, the test finds out for itself (`kernel_has_refpage`).
 //!
 //! Each case runs this binary again as a child (`lazy_fds child ACTION`) with
 //! a chosen `PATTERN_ALLOC`, stdin and seccomp filter, so that its first
@@ -40,6 +43,18 @@ fn open_fds() -> Vec<(i32, String)> {
 
 fn memfds() -> Vec<i32> {
     open_fds().into_iter().filter(|(_, link)| link.starts_with("/memfd:pattern-alloc")).map(|(fd, _)| fd).collect()
+}
+
+/// The allocator's descriptors of either lazy backend.
+fn our_sources() -> Vec<i32> {
+    open_fds().into_iter().filter(|(_, link)| is_our_source(link)).map(|(fd, _)| fd).collect()
+}
+
+const MEMFD_LINK: &str = "/memfd:pattern-alloc";
+const REFPAGE_LINK: &str = "anon_inode:[refpage]";
+
+fn is_our_source(link: &str) -> bool {
+    link.starts_with(MEMFD_LINK) || link == REFPAGE_LINK
 }
 
 fn identity(fd: i32) -> Option<(u64, u64)> {
@@ -127,10 +142,10 @@ fn child_fds() {
 
 fn child_stdin_closed() {
     unsafe { libc::close(0) };
-    memfds().into_iter().for_each(|fd| unsafe {
+    our_sources().into_iter().for_each(|fd| unsafe {
         libc::close(fd);
     });
-    let b = alloc_checked(&A, layout(3 * MIB, 8), "after closing fd 0 and our memfd");
+    let b = alloc_checked(&A, layout(3 * MIB, 8), "after closing fd 0 and our descriptor");
     unsafe { free(&A, b) };
     assert!(A.stats().lazy_sources_lost >= 1);
     child_fds();
@@ -193,20 +208,67 @@ fn child_fds_of(run: &Run) -> Vec<(i32, String)> {
         .collect()
 }
 
-/// Every descriptor above 2 is one of our memfds: the probe left nothing.
+/// Whether this kernel has `refpage_create` at the posted patch's number,
+/// found out here without the allocator: the call with valid arguments gives
+/// a descriptor named `anon_inode:[refpage]` whose private mapping reads the
+/// content and takes a write. On mainline 448 is process_mrelease, which
+/// answers this call with EINVAL.
+fn kernel_has_refpage() -> bool {
+    let content = [0x3Cu8];
+    let fd = unsafe { libc::syscall(448, content.as_ptr(), 1u32, 0u64) };
+    if fd < 0 {
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        assert!(matches!(errno, Some(libc::EINVAL | libc::ENOSYS)), "syscall 448: {errno:?}");
+        return false;
+    }
+    let fd = fd as i32;
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+    assert_eq!(link.to_str(), Some(REFPAGE_LINK), "syscall 448 made a descriptor of another kind");
+    let len = 4 * PAGE;
+    let flags = libc::MAP_PRIVATE;
+    let p = unsafe { libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, fd, 0) };
+    assert_ne!(p, libc::MAP_FAILED, "mmap of the refpage descriptor: {}", std::io::Error::last_os_error());
+    unsafe { libc::close(fd) };
+    let p = p as *mut u8;
+    unsafe { assert_bytes(p, len, 0x3C, "a fresh refpage mapping") };
+    unsafe { core::ptr::write_volatile(p.add(PAGE + 1), 0x11) };
+    assert_eq!(unsafe { core::ptr::read_volatile(p.add(PAGE + 1)) }, 0x11);
+    unsafe { assert_bytes(p.add(2 * PAGE), 2 * PAGE, 0x3C, "pages beside a written one") };
+    unsafe { libc::munmap(p as *mut libc::c_void, len) };
+    true
+}
+
+/// The backend `auto` must select on this kernel.
+fn lazy_backend_here() -> &'static str {
+    static HAS_REFPAGE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *HAS_REFPAGE.get_or_init(kernel_has_refpage) {
+        "refpage"
+    } else {
+        "memfd"
+    }
+}
+
+/// Every descriptor above 2 is the one source of `backend` (exactly one, and
+/// none of the other lazy backend), or `also_allowed`: the probe left nothing.
 #[track_caller]
-fn only_memfds_above_2(run: &Run, also_allowed: &str) {
+fn only_our_source_above_2(run: &Run, backend: &str, also_allowed: &str) {
     let fds = child_fds_of(run);
+    let ours = |link: &str| match backend {
+        "memfd" => link.starts_with(MEMFD_LINK),
+        "refpage" => link == REFPAGE_LINK,
+        other => panic!("no descriptor belongs to backend {other}"),
+    };
     for (fd, link) in &fds {
         if *fd > 2 {
             assert!(
-                link.starts_with("/memfd:pattern-alloc") || (!also_allowed.is_empty() && link == also_allowed),
-                "descriptor {fd} -> {link} left behind: {run:#?}"
+                ours(link) || (!also_allowed.is_empty() && link == also_allowed),
+                "descriptor {fd} -> {link} left behind (backend {backend}): {run:#?}"
             );
+        } else {
+            assert!(!is_our_source(link), "our descriptor took number {fd}: {run:#?}");
         }
-        assert_ne!(link, "anon_inode:[refpage]", "{run:#?}");
     }
-    assert_eq!(fds.iter().filter(|(_, l)| l.starts_with("/memfd:pattern-alloc")).count(), 1, "{run:#?}");
+    assert_eq!(fds.iter().filter(|(_, l)| ours(l)).count(), 1, "{run:#?}");
 }
 
 /// Runs a child whose stdin is /dev/null (as `run_with_limit` sets it) and
@@ -235,40 +297,53 @@ fn a_reused_number_never_shows_the_file() {
     assert_eq!(run.expect_value("fallbacks"), "0");
 }
 
-fn the_refpage_probe_finds_nothing_here_and_leaves_nothing() {
-    // Named explicitly: one warning, then the emulation.
+fn the_refpage_probe_decides_as_the_kernel_is_and_leaves_nothing_else() {
+    let lazy = lazy_backend_here();
+    // Named explicitly: refpage where the kernel has it, else one warning,
+    // then the emulation.
     let run = with_known_stdin("backend=refpage");
-    assert_eq!(run.expect_value("backend"), "memfd", "{run:#?}");
+    assert_eq!(run.expect_value("backend"), lazy, "{run:#?}");
     let lines = run.allocator_lines();
-    assert_eq!(lines.len(), 1, "{run:#?}");
-    assert!(lines[0].contains("backend=refpage") && lines[0].contains("memfd"), "{run:#?}");
-    only_memfds_above_2(&run, "");
+    if lazy == "refpage" {
+        assert!(lines.is_empty(), "{run:#?}");
+    } else {
+        assert_eq!(lines.len(), 1, "{run:#?}");
+        assert!(lines[0].contains("backend=refpage") && lines[0].contains("memfd"), "{run:#?}");
+    }
+    only_our_source_above_2(&run, lazy, "");
     // auto: silently the same.
     let run = with_known_stdin("backend=auto");
-    assert_eq!(run.expect_value("backend"), "memfd");
+    assert_eq!(run.expect_value("backend"), lazy);
     assert!(run.allocator_lines().is_empty(), "{run:#?}");
-    only_memfds_above_2(&run, "");
+    only_our_source_above_2(&run, lazy, "");
+    // The patch's number given explicitly: the same decision.
+    let run = with_known_stdin("refpage_nr=448");
+    assert_eq!(run.expect_value("backend"), lazy);
+    assert!(run.allocator_lines().is_empty(), "{run:#?}");
+    only_our_source_above_2(&run, lazy, "");
     // A number whose call returns 0 (sched_yield): not a refpage, and fd 0 is
     // left alone (with_known_stdin checks it).
     let run = with_known_stdin(&format!("refpage_nr={}", libc::SYS_sched_yield));
     assert_eq!(run.expect_value("backend"), "memfd");
     assert!(run.allocator_lines().is_empty(), "{run:#?}");
-    only_memfds_above_2(&run, "");
+    only_our_source_above_2(&run, "memfd", "");
     // A number that returns another kind of descriptor (eventfd2): refused
     // and, not being ours to judge, left open rather than closed.
     let run = with_known_stdin(&format!("refpage_nr={}", libc::SYS_eventfd2));
     assert_eq!(run.expect_value("backend"), "memfd");
-    only_memfds_above_2(&run, "anon_inode:[eventfd]");
+    only_our_source_above_2(&run, "memfd", "anon_inode:[eventfd]");
 }
 
 /// Rust's runtime reopens a closed fd 0 before main, so the child closes it
-/// itself and then makes us create a memfd again: the new one must not take
-/// the lowest free number, 0.
+/// itself and then makes us create our descriptor (memfd or refpage) again:
+/// the new one must not take the lowest free number, 0.
 fn a_program_without_stdin_keeps_it_closed() {
+    let lazy = lazy_backend_here();
     let run = spawn_ok(&["stdin-closed"], "backend=auto", nothing);
-    assert_eq!(run.expect_value("fd0"), "closed", "our memfd took fd 0: {run:#?}");
-    assert_eq!(run.expect_value("backend"), "memfd");
-    only_memfds_above_2(&run, "");
+    assert_eq!(run.expect_value("fd0"), "closed", "our descriptor took fd 0: {run:#?}");
+    assert_eq!(run.expect_value("backend"), lazy);
+    assert_eq!(run.expect_value("fallbacks"), "0", "{run:#?}");
+    only_our_source_above_2(&run, lazy, "");
 }
 
 /// A filter that kills the process on syscall `nr` and allows everything else.
@@ -314,8 +389,8 @@ fn main() {
     }
     descriptors_closed_by_close_range_are_made_again();
     a_reused_number_never_shows_the_file();
-    the_refpage_probe_finds_nothing_here_and_leaves_nothing();
+    the_refpage_probe_decides_as_the_kernel_is_and_leaves_nothing_else();
     a_program_without_stdin_keeps_it_closed();
     under_seccomp_the_probe_is_skipped_unless_asked_for();
-    println!("lazy_fds: 5 passed, 0 failed");
+    println!("lazy_fds: 5 passed, 0 failed (the lazy backend here: {})", lazy_backend_here());
 }

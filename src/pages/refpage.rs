@@ -9,9 +9,10 @@
 //! `process_mrelease(pidfd, flags)` since 5.15, so the probe must not trust a
 //! plain success or error: it calls 448 only with `size >= 1` (which
 //! process_mrelease takes as flags and refuses with EINVAL before anything
-//! else), accepts a result only if it is a descriptor above 2 whose
-//! /proc/self/fd link reads `anon_inode:[refpage]`, and never closes a
-//! descriptor it did not verify (it may be someone else's). `refpage_nr=`
+//! else), accepts a result only if it is a descriptor whose /proc/self/fd
+//! link reads `anon_inode:[refpage]` (numbered above 2, or a number 0-2 that
+//! was closed before the call, moved above 2), and never closes a descriptor
+//! it did not verify (it may be someone else's). `refpage_nr=`
 //! names another number (a test kernel's). A seccomp filter may kill the
 //! process for an unexpected syscall, so without `refpage_nr=` the probe is
 //! skipped when /proc/self/status shows one (or cannot be read).
@@ -33,15 +34,29 @@ pub fn refpage_create(nr: i64, content: *const u8, size: u32, flags: u64) -> i64
 }
 
 /// A verified refpage descriptor reading as `pattern`, made through syscall
-/// `nr`; None otherwise (a result that is not verified is left alone).
+/// `nr` and numbered above 2; None otherwise (a result that is not verified
+/// is left alone).
 pub fn create(nr: i64, pattern: u8) -> Option<i32> {
     let content = [pattern];
+    // The kernel gives the lowest free number, which is 0-2 in a program that
+    // closed them. Such a number is ours only if it was closed before the
+    // call (a call that is not refpage_create may return an open one, e.g.
+    // sched_yield's 0); then it moves above 2, so the program's 0-2 stay closed.
+    let closed_before: [bool; 3] = core::array::from_fn(|fd| !sys_lazy::is_open(fd as i32));
     let result = refpage_create(nr, content.as_ptr(), 1, 0);
-    if result <= 2 || result > i32::MAX as i64 {
+    if result < 0 || result > i32::MAX as i64 {
         return None;
     }
     let fd = result as i32;
-    link_is(fd, REFPAGE_LINK).then_some(fd)
+    if fd > 2 {
+        return link_is(fd, REFPAGE_LINK).then_some(fd);
+    }
+    if !closed_before[fd as usize] || !link_is(fd, REFPAGE_LINK) {
+        return None;
+    }
+    let moved = sys_lazy::dup_at_least(fd, 3);
+    sys_lazy::close(fd);
+    moved
 }
 
 /// Whether a seccomp filter may be watching our syscalls: `Seccomp: 2` in

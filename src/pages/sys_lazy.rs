@@ -82,6 +82,12 @@ pub fn close(fd: i32) {
     unsafe { libc::close(fd) };
 }
 
+/// Whether `fd` is an open descriptor.
+pub fn is_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
 /// A close-on-exec duplicate of `fd` numbered `min` or above.
 pub fn dup_at_least(fd: i32, min: i32) -> Option<i32> {
     // SAFETY: fcntl on a descriptor we own.
