@@ -21,6 +21,8 @@ mod config;
 mod dispatch;
 mod fill;
 mod init;
+#[doc(hidden)]
+pub mod inject;
 mod large;
 mod lock;
 mod pages;
