@@ -49,4 +49,6 @@ PATTERN_ALLOC=fill=0x5c:free_fill=0x55:class_patterns=1:backend=eager cargo run 
 section "benchmarks build: cargo bench -p pattern-alloc-benches --no-run"
 cargo bench -p pattern-alloc-benches --no-run
 
+bash ci/robustness.sh
+
 section "all checks passed"
