@@ -22,7 +22,7 @@ section() {
 started=$SECONDS
 
 section "robustness: failure injection, RLIMIT_AS, misuse (release)"
-cargo test -p allocator-tests --release --test robustness_faults --test robustness_rlimit --test misuse
+cargo test -p allocator-tests --release --test robustness_faults --test robustness_rlimit --test misuse --test misuse_preload
 
 section "robustness: loom model of the remote free path (RUSTFLAGS=--cfg loom, loom/)"
 (cd loom && RUSTFLAGS="--cfg loom" cargo test --release -- --nocapture --test-threads 1)
