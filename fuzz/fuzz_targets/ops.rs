@@ -1,9 +1,9 @@
 //! Operation sequences against a shadow model.
 //!
 //! The input is read as a sequence of operations (alloc, zeroed alloc,
-//! realloc, free, writes, hand-offs to a second thread) on a `PatternAlloc`
-//! value called directly (the fuzzer's own allocations stay with the system
-//! allocator). The model holds, for every live block, what each of its usable
+//! realloc, C-face realloc, free, writes, hand-offs to a second thread) on a
+//! `PatternAlloc` value called directly (the fuzzer's own allocations stay
+//! with the system allocator). The model holds, for every live block, what each of its usable
 //! bytes must read as; after every step every live block is compared with it:
 //! - never-written bytes read as the block's pattern (C1), zeros after a
 //!   zeroed alloc (C2), written bytes survive realloc (C3);
@@ -144,11 +144,7 @@ fn promised_usable(size: usize, align: usize, large: bool) -> usize {
 /// Compares a block with its model; `what` and `step` say where, on failure.
 fn check(block: &Block, what: &str, step: usize) {
     let ptr = black_box(block.ptr);
-    assert!(
-        (ptr as usize).is_multiple_of(block.align),
-        "{what} {step}: {ptr:p} is not aligned to {}",
-        block.align
-    );
+    assert!((ptr as usize).is_multiple_of(block.align), "{what} {step}: {ptr:p} is not aligned to {}", block.align);
     let usable = unsafe { A.usable_size(ptr) };
     assert_eq!(usable, block.expected.len(), "{what} {step}: usable size of {ptr:p} (size {})", block.size);
     // SAFETY: a live block of `usable` bytes; the allocator returned it
@@ -221,7 +217,13 @@ fn run(data: &[u8]) {
             0 | 1 if live.len() < MAX_LIVE => {
                 let (size, align, zeroed) = (input.size(), input.align(), op % 10 == 1);
                 let layout = Layout::from_size_align(size, align).unwrap();
-                let ptr = unsafe { if zeroed { A.alloc_zeroed(layout) } else { A.alloc(layout) } };
+                let ptr = unsafe {
+                    if zeroed {
+                        A.alloc_zeroed(layout)
+                    } else {
+                        A.alloc(layout)
+                    }
+                };
                 live.push(fresh(ptr, size, align, zeroed));
             }
             2 if !live.is_empty() => {
@@ -261,6 +263,16 @@ fn run(data: &[u8]) {
                 let layout = Layout::from_size_align(size, align).unwrap();
                 let ptr = on_worker(Request::Alloc(layout, zeroed)) as *mut u8;
                 live.push(fresh(ptr, size, align, zeroed));
+            }
+            9 if !live.is_empty() => {
+                // The C face (`realloc` of the preload library): it keeps the
+                // whole usable size and promises only 16-byte alignment.
+                let new_size = input.size();
+                let mut block = live.swap_remove(pick % live.len());
+                block.size = block.expected.len();
+                block.align = block.align.min(16);
+                let new_ptr = unsafe { pattern_alloc::raw::reallocate(block.ptr, new_size) };
+                live.push(reallocated(block, new_ptr, new_size));
             }
             _ => {}
         }
