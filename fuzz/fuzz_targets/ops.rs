@@ -114,7 +114,7 @@ impl Input<'_> {
             3 | 4 => raw % 4097,
             5 => 4096 - 64 + raw % 128,
             6 => raw % (64 * 1024 + 1),
-            _ if raw % 8 != 0 => raw % (256 * 1024 + 1),
+            _ if !raw.is_multiple_of(8) => raw % (256 * 1024 + 1),
             // Up to 1 MiB, rarely: a block that may span two memfd windows.
             _ => raw * 16 % (1024 * 1024 + 1),
         }
