@@ -21,6 +21,10 @@ section() {
 
 started=$SECONDS
 
+section "robustness: rustfmt of fuzz/ and loom/ (their own workspaces)"
+(cd fuzz && cargo fmt --check)
+(cd loom && cargo fmt --check)
+
 section "robustness: failure injection, RLIMIT_AS, misuse (release)"
 cargo test -p allocator-tests --release --test robustness_faults --test robustness_rlimit --test misuse --test misuse_preload
 
