@@ -3,7 +3,7 @@
 #   1. failure injection, RLIMIT_AS exhaustion and misuse tests (allocator-tests);
 #   2. the loom model of the lock-free remote free path (loom/, --cfg loom);
 #   3. the cargo-fuzz target `ops` for FUZZ_SECONDS (default 120) from the
-#      committed seeds; any finding fails the script and is left in
+#      committed seeds, under two configurations; any finding fails the script and is left in
 #      fuzz/artifacts/ops/ (rerun one with `cargo fuzz run -s none ops FILE`).
 # The fuzz target is built without a sanitizer (-s none): its checks are the
 # shadow model's, ASan does not see inside our mmaps, and stable Rust can
@@ -39,21 +39,32 @@ if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
 fi
 cargo fuzz --version
 
-section "robustness: fuzz target ops for ${FUZZ_SECONDS} s"
 corpus="$(mktemp -d)"
 log="$(mktemp)"
 trap 'rm -rf "$corpus" "$log"' EXIT
 cd fuzz
 cargo fuzz build -s none ops
-status=0
-cargo fuzz run -s none ops "$corpus" seeds/ops -- \
-    -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1 || status=$?
-# The progress lines (NEW/REDUCE/pulse) are many; the rest is worth seeing.
-grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)' "$log" | tail -n 80 || true
-if [ "$status" -ne 0 ] || grep -q -E 'panicked|ERROR: libFuzzer|SUMMARY: libFuzzer' "$log"; then
-    echo "the fuzz target found a failure (exit status $status); the input is in fuzz/artifacts/ops/" >&2
-    exit 1
-fi
-grep -E '^Done [0-9]+ runs' "$log"
+# Three quarters of the time with the default backend (memfd windows here),
+# the rest on the eager backend with a pattern per size class.
+for run in "default:$((FUZZ_SECONDS * 3 / 4))" "backend=eager:class_patterns=1:$((FUZZ_SECONDS / 4))"; do
+    options="${run%:*}"
+    seconds="${run##*:}"
+    if [ "$options" = default ]; then
+        with_options=(env -u PATTERN_ALLOC)
+    else
+        with_options=(env PATTERN_ALLOC="$options")
+    fi
+    section "robustness: fuzz target ops for ${seconds} s, PATTERN_ALLOC: ${options}"
+    status=0
+    "${with_options[@]}" cargo fuzz run -s none ops "$corpus" seeds/ops -- \
+        -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1 || status=$?
+    # The progress lines (NEW/REDUCE/pulse) are many; the rest is worth seeing.
+    grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)' "$log" | tail -n 40 || true
+    if [ "$status" -ne 0 ] || grep -q -E 'panicked|ERROR: libFuzzer|SUMMARY: libFuzzer' "$log"; then
+        echo "the fuzz target found a failure (exit status $status); the input is in fuzz/artifacts/ops/" >&2
+        exit 1
+    fi
+    grep -E '^Done [0-9]+ runs' "$log"
+done
 
 section "robustness: all passed in $((SECONDS - started)) s"
