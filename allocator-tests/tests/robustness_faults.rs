@@ -167,7 +167,7 @@ fn every_single_failure_of_a_churn_step() {
             skip += 1;
             assert!(skip < 10_000, "a churn step should not make this many {fault:?} calls");
         }
-        eprintln!("{fault:?}: each of {skip} calls of a churn step failed in turn; live blocks intact");
+        eprintln!("{fault:?}: calls 0..{skip} of a churn step failed one at a time; live blocks intact");
     }
     for block in live {
         free(block);
