@@ -62,5 +62,7 @@ section "arm64 + MTE under qemu: bash ci/mte/test.sh"
 bash ci/mte/test.sh  # arm64 cross-build + MTE tests under qemu-aarch64 (installs its own packages)
 section "test kernel: the refpage backend on Linux 6.1 + refpage_create, under QEMU TCG"
 bash ci/kernel/test.sh
+section "robustness: failure injection, RLIMIT_AS, misuse, loom model, fuzzing"
+bash ci/robustness.sh
 
 section "all checks passed"

@@ -66,7 +66,7 @@ pub unsafe fn reallocate(runtime: &Runtime, ptr: *mut u8, old_size: usize, align
     }
     match small::segment_of(ptr) {
         Some(segment) => {
-            let usable = small::usable_size(segment, ptr);
+            let usable = small::realloc_usable_size(runtime, segment, ptr);
             // Stay in place unless the block would be less than half used.
             if new_size <= usable && (new_size >= usable / 2 || usable == MIN_BLOCK) {
                 if new_size < old_size {
@@ -79,6 +79,9 @@ pub unsafe fn reallocate(runtime: &Runtime, ptr: *mut u8, old_size: usize, align
             }
         }
         None => {
+            // Checked before the block is read or copied: a freed large block
+            // may be unmapped already.
+            large::realloc_usable_size(ptr);
             // Under MTE a large block moves by copy: its pages keep their tags.
             if small_class(runtime, new_size, align).is_none() && !crate::tag::enabled() {
                 // SAFETY: not in a segment: a large block (checked inside).
@@ -95,6 +98,18 @@ pub unsafe fn reallocate(runtime: &Runtime, ptr: *mut u8, old_size: usize, align
         }
     }
     moved
+}
+
+/// `usable_size` of a block about to be reallocated; a freed block stops the
+/// process with a realloc message.
+///
+/// # Safety
+/// `ptr` is a block of this allocator.
+pub unsafe fn realloc_usable_size(runtime: &Runtime, ptr: *mut u8) -> usize {
+    match small::segment_of(ptr) {
+        Some(segment) => small::realloc_usable_size(runtime, segment, ptr),
+        None => large::realloc_usable_size(ptr),
+    }
 }
 
 /// # Safety

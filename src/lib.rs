@@ -22,6 +22,8 @@ mod crash;
 mod dispatch;
 mod fill;
 mod init;
+#[doc(hidden)]
+pub mod inject;
 mod large;
 mod lock;
 mod pages;

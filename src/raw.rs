@@ -87,8 +87,8 @@ pub unsafe fn reallocate(ptr: *mut u8, new_size: usize) -> *mut u8 {
     let old_size = if ptr.is_null() {
         0
     } else {
-        // SAFETY: live block of ours.
-        unsafe { dispatch::usable_size(runtime, ptr) }
+        // SAFETY: a block of ours (a freed one is reported as such).
+        unsafe { dispatch::realloc_usable_size(runtime, ptr) }
     };
     // SAFETY: live block of ours holding `old_size` bytes; C realloc only
     // promises malloc's alignment for the result.

@@ -3,6 +3,8 @@
 
 use core::ptr::null_mut;
 
+use crate::inject::{self, Fault};
+
 pub const PAGE_SIZE: usize = 4096;
 
 /// Reserves and commits `len` bytes of fresh, zero-filled, read-write memory.
@@ -16,6 +18,10 @@ pub fn reserve(len: usize) -> Option<*mut u8> {
 }
 
 fn map(len: usize, prot: libc::c_int) -> Option<*mut u8> {
+    if inject::should_fail(Fault::Map) {
+        set_errno(libc::ENOMEM);
+        return None;
+    }
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
     // SAFETY: a fresh anonymous mapping touches no existing memory.
     let ptr = unsafe { libc::mmap(null_mut(), len, prot, flags, -1, 0) };
@@ -38,6 +44,10 @@ pub unsafe fn unmap(ptr: *mut u8, len: usize) -> bool {
 /// # Safety
 /// The range must be page-aligned and hold nothing anyone still needs.
 pub unsafe fn dont_need(ptr: *mut u8, len: usize) -> bool {
+    if inject::should_fail(Fault::Madvise) {
+        set_errno(libc::EAGAIN);
+        return false;
+    }
     unsafe { libc::madvise(ptr as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
 }
 
@@ -48,6 +58,10 @@ pub unsafe fn dont_need(ptr: *mut u8, len: usize) -> bool {
 /// `old` must be a whole mapping of `old_len` bytes owned by the caller; a
 /// `target` must be a range the caller owns (it is replaced).
 pub unsafe fn remap(old: *mut u8, old_len: usize, new_len: usize, target: Option<*mut u8>) -> Option<*mut u8> {
+    if inject::should_fail(Fault::Remap) {
+        set_errno(libc::ENOMEM);
+        return None;
+    }
     let result = unsafe {
         match target {
             None => libc::mremap(old as *mut libc::c_void, old_len, new_len, libc::MREMAP_MAYMOVE),
@@ -80,6 +94,11 @@ pub fn write_all(fd: libc::c_int, mut bytes: &[u8]) {
         }
         bytes = &bytes[written as usize..];
     }
+}
+
+pub fn set_errno(value: libc::c_int) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = value };
 }
 
 pub fn errno() -> libc::c_int {

@@ -1,6 +1,7 @@
 //! C7 misuse through the probe, in a child process: double frees, interior
-//! pointers and pointers the allocator never returned stop the process with
-//! one line on stderr (`pattern-alloc: ... double free|invalid free ...`) and
+//! pointers, pointers the allocator never returned and reallocs of freed
+//! blocks stop the process with one line on stderr (`pattern-alloc: ...
+//! double free|invalid free|realloc of freed block ...`) and
 //! abort() (SIGABRT). And a layout mmap cannot satisfy gives null.
 
 use std::os::unix::process::ExitStatusExt;
@@ -42,6 +43,21 @@ fn free_of_an_interior_pointer_of_a_small_block() {
 #[test]
 fn free_of_an_interior_pointer_of_a_large_block() {
     misuse("interior-large", &["invalid free"]);
+}
+
+#[test]
+fn realloc_of_a_freed_small_block() {
+    misuse("realloc-freed-small", &["realloc of freed block"]);
+}
+
+#[test]
+fn realloc_of_a_freed_large_block() {
+    misuse("realloc-freed-large", &["invalid realloc"]);
+}
+
+#[test]
+fn free_of_a_slab_slot_never_handed_out() {
+    misuse("free-never-handed-out", &["never allocated"]);
 }
 
 #[test]

@@ -108,7 +108,7 @@ fn take_cached(len: usize, align: usize, want: Contents) -> Option<(Mapping, Con
 fn checked_header(user: *mut u8, registered: bool, what: &str) -> &'static mut Header {
     if !registered {
         report::fatal(format_args!(
-            "invalid {what} of {user:p}: not a live block of this allocator (double free or foreign pointer)"
+            "invalid {what} of {user:p}: not a live block of this allocator (freed already, or a foreign pointer)"
         ));
     }
     // SAFETY: registered blocks have a header page in front.
@@ -120,6 +120,8 @@ fn checked_header(user: *mut u8, registered: bool, what: &str) -> &'static mut H
 }
 
 fn live_header(user: *mut u8, what: &str) -> &'static mut Header {
+    // The records hold untagged addresses (a pointer may carry an MTE tag).
+    let user = tag::address(user);
     checked_header(user, registry::contains(user as usize), what)
 }
 
@@ -160,6 +162,12 @@ pub fn owns(user: *mut u8) -> bool {
 
 pub fn usable_size(user: *mut u8) -> usize {
     live_header(tag::address(user), "usable-size query").mapping.len - PAGE_SIZE
+}
+
+/// `usable_size` for a block about to be reallocated: a freed or unknown
+/// block stops the process as an invalid realloc.
+pub fn realloc_usable_size(user: *mut u8) -> usize {
+    live_header(user, "realloc").mapping.len - PAGE_SIZE
 }
 
 /// Resizes a large block to `new_size` bytes in place or by moving its pages.

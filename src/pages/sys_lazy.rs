@@ -3,6 +3,7 @@
 //! Nothing here allocates: paths are built and files read in stack buffers.
 //! Failures come back as values; `errno` is read right after the failing call.
 
+use crate::inject::{self, Fault};
 use crate::sys;
 
 /// An open file's identity: a descriptor number can be closed by the program
@@ -62,6 +63,10 @@ pub fn syscall3(nr: i64, a: usize, b: usize, c: usize) -> i64 {
 /// MFD_NOEXEC_SEAL). `name` ends with NUL.
 pub fn memfd_create(name: &[u8]) -> Option<i32> {
     debug_assert_eq!(name.last(), Some(&0));
+    if inject::should_fail(Fault::Memfd) {
+        sys::set_errno(libc::EMFILE);
+        return None;
+    }
     let base = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     for flags in [base | libc::MFD_NOEXEC_SEAL, base] {
         // SAFETY: `name` is NUL-terminated.
@@ -139,6 +144,10 @@ pub fn add_seals(fd: i32, seals: libc::c_int) -> bool {
 pub unsafe fn map_file_fixed(addr: *mut u8, len: usize, fd: i32, offset: usize) -> bool {
     let flags = libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_NORESERVE;
     let prot = libc::PROT_READ | libc::PROT_WRITE;
+    if inject::should_fail(Fault::Map) {
+        sys::set_errno(libc::ENOMEM);
+        return false;
+    }
     // SAFETY: the caller owns the range.
     let result = unsafe { libc::mmap(addr as *mut libc::c_void, len, prot, flags, fd, offset as libc::off_t) };
     result == addr as *mut libc::c_void

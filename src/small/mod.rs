@@ -134,6 +134,19 @@ pub fn usable_size(segment: &Segment, ptr: *mut u8) -> usize {
     locate(segment, ptr, "usable-size query").size
 }
 
+/// The usable size of a block about to be reallocated: like `usable_size`,
+/// and a block that still holds its free cookie (freed, not reused since)
+/// stops the process as a realloc of a freed block.
+pub fn realloc_usable_size(runtime: &Runtime, segment: &Segment, ptr: *mut u8) -> usize {
+    let size = locate(segment, ptr, "realloc").size;
+    // SAFETY: located: the block is at least 16 bytes of our memory.
+    let cookie = unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*(ptr as *mut Block)).cookie)) };
+    if cookie == ptr as u64 ^ runtime.secret {
+        report::fatal(format_args!("realloc of freed block {ptr:p} (size class of {size} bytes)"));
+    }
+    size
+}
+
 /// The pattern byte of the block at `ptr`.
 pub fn pattern_of_block(segment: &Segment, ptr: *mut u8) -> u8 {
     locate(segment, ptr, "realloc").page.pattern.get()

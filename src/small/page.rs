@@ -107,7 +107,9 @@ impl Page {
         self.used.set(self.used.get() - 1);
     }
 
-    /// Free from a thread that does not own the page.
+    /// Free from a thread that does not own the page. Model-checked with
+    /// `collect` and the full-page hint in loom/tests/remote_free.rs: keep the
+    /// orderings there in step with these.
     #[inline]
     pub fn push_remote(&self, block: *mut Block) {
         let mut head = self.thread_free.load(Ordering::Relaxed);

@@ -211,6 +211,28 @@ fn main() {
             A.dealloc(black_box(p), l);
             survived();
         },
+        "realloc-freed-small" | "realloc-freed-large" => unsafe {
+            no_core_dump();
+            let size = if action.ends_with("small") { 64 } else { 100_000 };
+            let l = layout(size, 8);
+            let p = black_box(A.alloc(l));
+            A.dealloc(p, l);
+            about_to(action);
+            let q = A.realloc(black_box(p), l, size * 2);
+            black_box(q);
+            survived();
+        },
+        "free-never-handed-out" => unsafe {
+            no_core_dump();
+            // The last 64-byte slot of the slab page (64 KiB, aligned) holding
+            // a fresh block: this probe never carves that far.
+            let l = layout(64, 8);
+            let p = black_box(A.alloc(l));
+            let last = ((p as usize | 0xFFFF) + 1 - 64) as *mut u8;
+            about_to(action);
+            A.dealloc(black_box(last), l);
+            survived();
+        },
         "interior-small" | "interior-large" => unsafe {
             no_core_dump();
             let (size, offset) = if action.ends_with("small") { (64, 16) } else { (100_000, 8192) };
