@@ -1,15 +1,32 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: `bash ci/test.sh`.
-# Formatting, lints, tests in debug and release, the main job (a hunt that must
-# find the bundled examples' bug), the uninit_capacity example (which exits
-# non-zero if pattern-alloc shows an unwritten byte that is not the pattern),
-# and a build of the benchmarks.
+# Formatting, lints, tests in debug and release (the C/C++ suite under
+# LD_PRELOAD included) and again under other options and each backend, the main
+# job (a hunt that must find the bundled examples' bug), the uninit_capacity
+# example (which exits non-zero if pattern-alloc shows an unwritten byte that is
+# not the pattern), the benchmarks' build and comparison smoke run, arm64/MTE
+# under qemu-aarch64, the refpage test kernel under QEMU, and the robustness
+# checks (failure injection, loom, fuzzing). Root on Debian: missing packages
+# are installed with apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 section() {
     printf '\n==== %s ====\n' "$*"
 }
+
+# Tools the suite needs (root, Debian; the sub-scripts below install their own
+# packages too). The C/C++ tests of the LD_PRELOAD library compile with gcc/g++, read the
+# export list with nm (binutils) and run real programs: python3 and sqlite3.
+missing=()
+for tool in python3:python3 gcc:gcc g++:g++ nm:binutils sqlite3:sqlite3; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+done
+if ((${#missing[@]})); then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y "${missing[@]}"
+fi
 
 section "rustfmt: cargo fmt --all --check"
 cargo fmt --all --check
