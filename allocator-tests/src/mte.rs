@@ -15,6 +15,19 @@ pub fn mte_required() -> bool {
     std::env::var("MTE_REQUIRED").is_ok_and(|v| v == "1")
 }
 
+/// Whether a tagging test should run: true when tagging is on; on a CPU
+/// without MTE the test is skipped (false), unless `MTE_REQUIRED=1`.
+/// `active` is the allocator's `mte_active()`.
+pub fn tagging_or_skip(active: bool, test: &str) -> bool {
+    if hardware_has_mte() {
+        assert!(active, "the CPU has MTE and mte=sync is set, but tagging is off");
+        return true;
+    }
+    assert!(!mte_required(), "{test}: MTE_REQUIRED=1 but HWCAP2_MTE is clear (qemu without -cpu max?)");
+    eprintln!("{test}: skipped, no MTE on this CPU (HWCAP2_MTE clear)");
+    false
+}
+
 /// The logical tag of a pointer (bits 59:56).
 pub fn tag_of(ptr: *const u8) -> u8 {
     ((ptr as usize >> 56) & 0xf) as u8

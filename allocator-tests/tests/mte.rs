@@ -27,13 +27,7 @@ fn trap() -> i32 {
 
 /// Tagging is on, or the hardware has none (the fallback) and the test ends here.
 fn tagging_or_skip(test: &str) -> bool {
-    if hardware_has_mte() {
-        assert!(A.mte_active(), "the CPU has MTE and mte=sync is set, but tagging is off");
-        return true;
-    }
-    assert!(!mte_required(), "{test}: MTE_REQUIRED=1 but HWCAP2_MTE is clear (qemu without -cpu max?)");
-    eprintln!("{test}: skipped, no MTE on this CPU (HWCAP2_MTE clear)");
-    false
+    allocator_tests::mte::tagging_or_skip(A.mte_active(), test)
 }
 
 #[test]
