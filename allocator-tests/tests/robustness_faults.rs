@@ -10,7 +10,6 @@
 //! the fault run this binary again as a child.
 
 use core::alloc::{GlobalAlloc, Layout};
-use std::process::Command;
 use std::time::Duration;
 
 use allocator_tests::*;
@@ -295,7 +294,9 @@ fn child_no_memfd() {
 }
 
 fn run_child(step: &str) {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    // Through the test runner where there is one (qemu-user runs no foreign binary by itself).
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = target_command(exe.to_str().expect("a UTF-8 test path"));
     cmd.env(CHILD, step);
     let run = run_with_limit(cmd, Duration::from_secs(120));
     assert!(run.status.success() && run.stdout.contains("child ok"), "child {step}: {run:#?}");

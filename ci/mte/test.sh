@@ -35,9 +35,10 @@ cargo_test() {
 }
 
 # What qemu-user cannot run, left out with the reason:
-# - preload_*: they run host programs (gcc-built C programs, python3, sqlite3)
-#   under LD_PRELOAD of the library, and a host program cannot load an arm64
-#   library (the C ABI's tagged pointers are tested through `raw` in mte.rs).
+# - preload_*, cli_*, misuse_preload, robustness_rlimit: they run host programs
+#   (gcc-built C programs, python3, sqlite3, the pattern-alloc tool) under
+#   LD_PRELOAD of the library, and a host program cannot load an arm64 library
+#   (the C ABI's tagged pointers are tested through `raw` in mte.rs).
 # - lazy_fds: re-executes itself and counts descriptors; qemu holds its own.
 # - fork_while_other_threads_allocate: qemu 7.2 aborts when a child forked from
 #   a multi-threaded process creates a thread (qemu_plugin_vcpu_init_hook).
@@ -49,7 +50,7 @@ cargo_test() {
 tests=()
 for file in allocator-tests/tests/*.rs; do
     name=$(basename "$file" .rs)
-    case "$name" in preload_* | lazy_fds) continue ;; esac
+    case "$name" in preload_* | cli_* | misuse_preload | robustness_rlimit | lazy_fds) continue ;; esac
     tests+=(--test "$name")
 done
 skips=(--skip fork_while_other_threads_allocate --skip freed_large_blocks_show_no_stale_data
@@ -70,7 +71,7 @@ MTE_REQUIRED=1 cargo_test -p allocator-tests "${tests[@]}" -- "${skips[@]}"
 tagged_tests=()
 for file in allocator-tests/tests/*.rs; do
     name=$(basename "$file" .rs)
-    case "$name" in preload_* | lazy_* | free_fill) continue ;; esac
+    case "$name" in preload_* | cli_* | misuse_preload | robustness_rlimit | lazy_* | free_fill) continue ;; esac
     tagged_tests+=(--test "$name")
 done
 

@@ -138,6 +138,11 @@ pub fn map(len: usize, align: usize, offset: usize) -> Option<Mapping> {
 }
 
 fn map_tagged(len: usize) -> Option<*mut u8> {
+    // The same failure injection as every other mapping (tests only).
+    if crate::inject::should_fail(crate::inject::Fault::Map) {
+        crate::sys::set_errno(libc::ENOMEM);
+        return None;
+    }
     let prot = libc::PROT_READ | libc::PROT_WRITE | PROT_MTE;
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
     // SAFETY: a fresh anonymous mapping touches no existing memory.
