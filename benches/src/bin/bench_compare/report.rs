@@ -191,28 +191,11 @@ fn machine_section(
     let _ = writeln!(out);
 
     // Time ratios to the baseline.
-    let cols: Vec<String> = v.allocs.iter().map(|a| a.to_string()).collect();
-    let _ = writeln!(out, "### Wall time / {baseline} (median of runs; below 1 is faster; * = some runs failed)\n");
-    table_header(out, "workload, threads", &cols);
-    for (w, t) in &v.rows {
-        let row: Vec<String> =
-            v.allocs.iter().map(|a| ratio_cell(v.ratio(w, *t, a, baseline, wall), v.failed(w, *t, a))).collect();
-        let _ = writeln!(out, "| {w} t={t} | {} |", row.join(" | "));
-    }
-    let _ = writeln!(out);
-
-    let cpu = |c: &Cell| c.cpu;
-    let _ = writeln!(
-        out,
-        "### User+sys time / {baseline} (CPU time of the children; less disturbed by other load than wall time)\n"
-    );
-    table_header(out, "workload, threads", &cols);
-    for (w, t) in &v.rows {
-        let row: Vec<String> =
-            v.allocs.iter().map(|a| ratio_cell(v.ratio(w, *t, a, baseline, cpu), v.failed(w, *t, a))).collect();
-        let _ = writeln!(out, "| {w} t={t} | {} |", row.join(" | "));
-    }
-    let _ = writeln!(out);
+    let title = format!("Wall time / {baseline} (median of runs; below 1 is faster; * = some runs failed)");
+    ratio_table(out, &v, baseline, &title, wall);
+    let title =
+        format!("User+sys time / {baseline} (CPU time of the children; less disturbed by other load than wall time)");
+    ratio_table(out, &v, baseline, &title, |c| c.cpu);
 
     // pattern-alloc against each peer's pattern mode.
     let modes: Vec<(&str, &str)> = allocators::ALL
@@ -245,15 +228,8 @@ fn machine_section(
 
     // Peak RSS ratios.
     let cols: Vec<String> = v.allocs.iter().map(|a| a.to_string()).collect();
-    let _ =
-        writeln!(out, "### Peak RSS / {baseline} (ru_maxrss of the process; the largest copy for python3/sqlite3)\n");
-    table_header(out, "workload, threads", &cols);
-    for (w, t) in &v.rows {
-        let row: Vec<String> =
-            v.allocs.iter().map(|a| ratio_cell(v.ratio(w, *t, a, baseline, rss), v.failed(w, *t, a))).collect();
-        let _ = writeln!(out, "| {w} t={t} | {} |", row.join(" | "));
-    }
-    let _ = writeln!(out);
+    let title = format!("Peak RSS / {baseline} (ru_maxrss of the process; the largest copy for python3/sqlite3)");
+    ratio_table(out, &v, baseline, &title, rss);
 
     // Absolute medians.
     let _ = writeln!(out, "### Medians: wall s / user+sys s / peak RSS MiB\n");
@@ -277,12 +253,16 @@ fn machine_section(
     // Scaling: throughput with N threads over 1 thread (same total work).
     if threads.len() > 1 {
         let _ = writeln!(out, "### Speed-up over one thread (wall time at t=1 / at t=N, same total work)\n");
+        let shown: Vec<&str> = v
+            .allocs
+            .iter()
+            .copied()
+            .filter(|a| ["pattern", BASELINE, "jemalloc-junk", "scudo-pattern", "glibc"].contains(a))
+            .collect();
         let mut cols = Vec::new();
         for t in threads.iter().skip(1) {
-            for a in &v.allocs {
-                if ["pattern", BASELINE, "jemalloc-junk", "scudo-pattern", "glibc"].contains(a) {
-                    cols.push(format!("{a} t={t}"));
-                }
+            for a in &shown {
+                cols.push(format!("{a} t={t}"));
             }
         }
         table_header(out, "workload", &cols);
@@ -291,14 +271,12 @@ fn machine_section(
         for w in names {
             let mut row = Vec::new();
             for t in threads.iter().skip(1) {
-                for a in &v.allocs {
-                    if ["pattern", BASELINE, "jemalloc-junk", "scudo-pattern", "glibc"].contains(a) {
-                        let s = match (v.get(w, threads[0], a), v.get(w, *t, a)) {
-                            (Some(x), Some(y)) if x.ok && y.ok && y.wall > 0.0 => format!("{:.2}", x.wall / y.wall),
-                            _ => "–".into(),
-                        };
-                        row.push(s);
-                    }
+                for a in &shown {
+                    let s = match (v.get(w, threads[0], a), v.get(w, *t, a)) {
+                        (Some(x), Some(y)) if x.ok && y.ok && y.wall > 0.0 => format!("{:.2}", x.wall / y.wall),
+                        _ => "–".into(),
+                    };
+                    row.push(s);
                 }
             }
             let _ = writeln!(out, "| {w} | {} |", row.join(" | "));
@@ -421,6 +399,19 @@ fn machine_section(
 
 /// The goal rows measured on one metric (wall time, or user+sys time, which
 /// a loaded machine disturbs less).
+/// One row per (workload, threads): each allocator's `metric` over `baseline`'s.
+fn ratio_table(out: &mut String, v: &View<'_>, baseline: &str, title: &str, metric: fn(&Cell) -> f64) {
+    let cols: Vec<String> = v.allocs.iter().map(|a| a.to_string()).collect();
+    let _ = writeln!(out, "### {title}\n");
+    table_header(out, "workload, threads", &cols);
+    for (w, t) in &v.rows {
+        let row: Vec<String> =
+            v.allocs.iter().map(|a| ratio_cell(v.ratio(w, *t, a, baseline, metric), v.failed(w, *t, a))).collect();
+        let _ = writeln!(out, "| {w} t={t} | {} |", row.join(" | "));
+    }
+    let _ = writeln!(out);
+}
+
 fn goal_rows(out: &mut String, v: &View<'_>, metric: &str, f: fn(&Cell) -> f64) {
     let mut worst = (0.0f64, String::new());
     let mut against: BTreeMap<&str, (usize, usize, Vec<String>)> = BTreeMap::new();
