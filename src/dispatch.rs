@@ -79,14 +79,14 @@ pub unsafe fn reallocate(runtime: &Runtime, ptr: *mut u8, old_size: usize, align
             }
         }
         None => {
-            // Checked before the block is read or copied: a freed large block
-            // may be unmapped already.
-            large::realloc_usable_size(ptr);
             // Under MTE a large block moves by copy: its pages keep their tags.
             if small_class(runtime, new_size, align).is_none() && !crate::tag::enabled() {
                 // SAFETY: not in a segment: a large block (checked inside).
                 return unsafe { large::realloc(ptr, old_size, new_size) };
             }
+            // The copy below reads the block: a freed large block may be
+            // unmapped already, so it is checked first.
+            large::realloc_usable_size(ptr);
         }
     }
     let moved = allocate(runtime, new_size, align, false);
